@@ -1,0 +1,112 @@
+"""The group-commit usage writer: many requests' rows and debits in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ccgate.store.schema import api_keys, ledger, usage, users
+
+log = logging.getLogger("ccgate.ledger")
+
+MAX_BATCH = 1000
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """One request's usage row, and whether its cost comes off a prepaid balance."""
+
+    row: dict
+    prepaid: bool
+    done: asyncio.Future | None = field(default=None)
+
+
+class LedgerWriter:
+    """Queues usage records and commits whatever has gathered as one transaction.
+
+    A request that must not send its last byte before its row is durable awaits
+    `record`; the first record to arrive starts a commit at once, and the ones that
+    arrive meanwhile ride on the next one, so a lone request waits for one commit and
+    a crowd shares them.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self.failing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def stop(self) -> None:
+        """Commit everything queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def record(self, row: dict, *, prepaid: bool) -> None:
+        """Queue a row and return once it is committed; raises if the commit failed."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(UsageRecord(row, prepaid, done))
+        await done
+
+    def record_later(self, row: dict, *, prepaid: bool) -> None:
+        """Queue a row without waiting for it (rows of requests that sent no billed answer)."""
+        self._queue.put_nowait(UsageRecord(row, prepaid))
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+                self.failing = False
+                for record in batch:
+                    if record.done is not None and not record.done.done():
+                        record.done.set_result(None)
+            except Exception as exc:  # the database is down: every waiter must hear it
+                self.failing = True
+                log.error("usage commit of %d rows failed: %s", len(batch), exc)
+                for record in batch:
+                    if record.done is not None and not record.done.done():
+                        record.done.set_exception(exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, batch: list[UsageRecord]) -> None:
+        debits: dict[int, int] = defaultdict(int)
+        last_used: dict[str, int] = {}
+        ledger_rows = []
+        for record in batch:
+            row = record.row
+            last_used[row["key_id"]] = max(last_used.get(row["key_id"], 0), row["created_ms"])
+            if record.prepaid and row["cost_micro"]:
+                debits[row["user_id"]] += row["cost_micro"]
+                ledger_rows.append({
+                    "user_id": row["user_id"], "kind": "request", "amount_micro": -row["cost_micro"],
+                    "request_id": row["request_id"], "note": row["model"], "created_ms": row["created_ms"],
+                })
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(usage), [record.row for record in batch])
+            if ledger_rows:
+                await conn.execute(insert(ledger), ledger_rows)
+            if debits:
+                await conn.execute(
+                    update(users).where(users.c.id == bindparam("uid"))
+                    .values(balance_micro=users.c.balance_micro - bindparam("amount")),
+                    [{"uid": uid, "amount": amount} for uid, amount in debits.items()],
+                )
+            await conn.execute(
+                update(api_keys).where(api_keys.c.id == bindparam("kid")).values(last_used_ms=bindparam("ts")),
+                [{"kid": kid, "ts": ts} for kid, ts in last_used.items()],
+            )

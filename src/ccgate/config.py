@@ -1,0 +1,87 @@
+"""Settings, read once from the environment (every name starts with CCGATE_)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+SECRET_FILE = "server-secret"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway can be told, with the embedded defaults."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    public_url: str
+    key_prefix: str
+    max_body_bytes: int
+    connect_timeout: float
+    first_byte_timeout: float
+    idle_timeout: float
+    failover_attempts: int
+    reload_interval: float
+    log_prompts: bool
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Settings from CCGATE_* variables; the database defaults to SQLite in the data dir."""
+        data_dir = Path(os.environ.get("CCGATE_DATA_DIR") or "./ccgate-data").resolve()
+        database_url = os.environ.get("CCGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'ccgate.sqlite3'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=normalize_database_url(database_url),
+            redis_url=os.environ.get("CCGATE_REDIS_URL") or None,
+            public_url=(os.environ.get("CCGATE_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            key_prefix=os.environ.get("CCGATE_KEY_PREFIX") or "cc_user_",
+            max_body_bytes=_env_int("CCGATE_MAX_BODY_BYTES", 32 * 1024 * 1024),
+            connect_timeout=_env_float("CCGATE_CONNECT_TIMEOUT", 10.0),
+            # Long thinking phases send pings; a silent upstream for this long is dead.
+            first_byte_timeout=_env_float("CCGATE_FIRST_BYTE_TIMEOUT", 600.0),
+            idle_timeout=_env_float("CCGATE_IDLE_TIMEOUT", 300.0),
+            failover_attempts=_env_int("CCGATE_FAILOVER_ATTEMPTS", 3),
+            reload_interval=_env_float("CCGATE_RELOAD_INTERVAL", 0.5),
+            log_prompts=_env_bool("CCGATE_LOG_PROMPTS", False),
+        )
+
+    def server_secret(self) -> bytes:
+        """The server secret, generated on first use into the data dir with mode 0600."""
+        if env_secret := os.environ.get("CCGATE_SECRET"):
+            return env_secret.encode()
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite://` URLs and pick the async drivers."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url

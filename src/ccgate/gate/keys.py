@@ -1,0 +1,56 @@
+"""Client keys as admission sees them: an in-memory directory keyed by HMAC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ccgate.store import repo
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An unrevoked key with its limits and the facts of its user."""
+
+    id: str
+    user_id: int
+    name: str
+    display: str
+    expires_ms: int | None
+    rpm: int | None
+    concurrency: int | None
+    token_budget: int | None
+    window_seconds: int | None
+    models: frozenset[str] | None
+    user_disabled: bool
+    prepaid: bool
+
+
+def split_list(text: str | None) -> frozenset[str] | None:
+    """A stored comma list as a set; empty means no restriction."""
+    items = frozenset(item.strip() for item in (text or "").split(",") if item.strip())
+    return items or None
+
+
+class KeyDirectory:
+    """Every live key by its hash; rebuilt whole when the configuration version changes."""
+
+    def __init__(self, records: dict[str, KeyRecord]) -> None:
+        self._by_hash = records
+
+    def lookup(self, key_hash: str) -> KeyRecord | None:
+        return self._by_hash.get(key_hash)
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection) -> "KeyDirectory":
+        records = {}
+        for row in await repo.load_live_keys(conn):
+            records[row["key_hash"]] = KeyRecord(
+                id=row["id"], user_id=row["user_id"], name=row["name"], display=row["display"],
+                expires_ms=row["expires_ms"], rpm=row["rpm"], concurrency=row["concurrency"],
+                token_budget=row["token_budget"], window_seconds=row["window_seconds"],
+                models=split_list(row["models"]), user_disabled=row["user_disabled"],
+                prepaid=row["balance_micro"] is not None,
+            )
+        return cls(records)

@@ -1,0 +1,105 @@
+"""GET /v1/models, /v1/models/{id} and /v1/usage/{request_id}."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ccgate.billing.prices import ModelPrice
+from ccgate.call import Call
+from ccgate.errors import GatewayError
+from ccgate.http.messages import ANTHROPIC
+from ccgate.store import repo
+
+
+def model_object(model: ModelPrice) -> dict:
+    """One model in a shape both SDKs parse: Anthropic's fields and OpenAI's side by side."""
+    return {
+        "type": "model", "id": model.id, "display_name": model.display_name, "created_at": model.created_at,
+        "max_input_tokens": model.max_input_tokens, "max_tokens": model.max_tokens,
+        "object": "model", "created": int(datetime.fromisoformat(model.created_at).timestamp()),
+        "owned_by": "anthropic",
+    }
+
+
+def json_response(call: Call, payload: dict, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status, headers=call.id_headers(), media_type="application/json")
+
+
+def _page(models: list[ModelPrice], params) -> tuple[list[ModelPrice], bool]:
+    """Anthropic's cursor pagination: `limit` (1-1000, default 20), `after_id`, `before_id`."""
+    try:
+        limit = int(params.get("limit", 20))
+    except ValueError:
+        raise GatewayError(400, "limit: Input should be a valid integer") from None
+    if not 1 <= limit <= 1000:
+        raise GatewayError(400, "limit: Input should be between 1 and 1000")
+    ids = [model.id for model in models]
+    if before := params.get("before_id"):
+        end = ids.index(before) if before in ids else len(ids)
+        start = max(0, end - limit)
+        return models[start:end], start > 0
+    start = ids.index(params["after_id"]) + 1 if params.get("after_id") in ids else 0
+    return models[start:start + limit], start + limit < len(models)
+
+
+async def list_models(request: Request) -> Response:
+    gateway = request.app.state.gateway
+    call = Call(ANTHROPIC)
+    try:
+        key = gateway.authenticate(request)
+        visible = [m for m in gateway.catalog.models
+                   if key.models is None or m.id in key.models or key.models.intersection(m.aliases)]
+        page, has_more = _page(visible, request.query_params)
+        return json_response(call, {
+            "data": [model_object(model) for model in page], "has_more": has_more,
+            "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None, "object": "list",
+        })
+    except GatewayError as error:
+        return gateway.error_response(call, error, record=False)
+
+
+async def get_model(request: Request) -> Response:
+    gateway = request.app.state.gateway
+    call = Call(ANTHROPIC)
+    try:
+        gateway.authenticate(request)
+        return json_response(call, model_object(gateway.resolve_model(request.path_params["model_id"])))
+    except GatewayError as error:
+        return gateway.error_response(call, error, record=False)
+
+
+def usage_object(row: dict) -> dict:
+    """A usage row in the seed's shape, with Anthropic's usage field names."""
+    return {
+        "request_id": row["request_id"], "model": row["model"], "status": row["status"],
+        "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+        "cache_read_input_tokens": row["cache_read_tokens"],
+        "cache_creation_input_tokens": row["cache_write_5m_tokens"] + row["cache_write_1h_tokens"],
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": row["cache_write_5m_tokens"],
+            "ephemeral_1h_input_tokens": row["cache_write_1h_tokens"],
+        },
+        "cost_micro": row["cost_micro"], "cost_usd": row["cost_micro"] / 1_000_000,
+        "streamed": row["streamed"], "dialect": row["dialect"], "cache_hit": row["cache_hit"],
+        "latency_ms": row["latency_ms"], "ttft_ms": row["ttft_ms"],
+        "created_at": datetime.fromtimestamp(row["created_ms"] / 1000, timezone.utc).isoformat(),
+    }
+
+
+async def get_usage(request: Request) -> Response:
+    """A request's usage, for its own user's keys only; anyone else learns nothing (404)."""
+    gateway = request.app.state.gateway
+    call = Call(ANTHROPIC)
+    try:
+        key = gateway.authenticate(request)
+        async with gateway.engine.connect() as conn:
+            row = await repo.usage_row(conn, request.path_params["request_id"])
+        if row is None or row["user_id"] != key.user_id:
+            raise GatewayError(404, f"no request {request.path_params['request_id']} for this key")
+        return json_response(call, usage_object(row))
+    except GatewayError as error:
+        return gateway.error_response(call, error, record=False)

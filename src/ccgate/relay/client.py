@@ -1,0 +1,38 @@
+"""The upstream HTTP client: one pooled aiohttp session per upstream base URL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+
+
+class UpstreamClient:
+    """Sends requests to upstream accounts over kept-alive pooled connections."""
+
+    def __init__(self, *, connect_timeout: float, first_byte_timeout: float, idle_timeout: float) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._first_byte_timeout = first_byte_timeout
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=idle_timeout)
+
+    def _session(self, base_url: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(base_url)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+            session = aiohttp.ClientSession(
+                base_url=None, connector=connector, timeout=self._timeout,
+                skip_auto_headers=("User-Agent",), auto_decompress=True,
+            )
+            self._sessions[base_url] = session
+        return session
+
+    async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """POST and return once the response headers arrived (bounded by the first-byte timeout)."""
+        async with asyncio.timeout(self._first_byte_timeout):
+            return await self._session(base_url).post(base_url + path, data=body, headers=headers)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(session.close() for session in self._sessions.values()))
+        self._sessions.clear()

@@ -1,0 +1,144 @@
+"""The database schema, as SQLAlchemy Core tables; Alembic migrations mirror it.
+
+Times are epoch milliseconds and money is integer micro-dollars (1e-6 USD), so both
+databases compute the same numbers with plain integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    # NULL: postpaid, no credit check.  A number: prepaid credit that admission holds against.
+    Column("balance_micro", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("display", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_used_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("rpm", Integer, nullable=True),
+    Column("concurrency", Integer, nullable=True),
+    Column("token_budget", BigInteger, nullable=True),
+    Column("window_seconds", Integer, nullable=True),
+    Column("models", Text, nullable=True),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("api_key_enc", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("models", Text, nullable=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("weight", Integer, nullable=False, default=1),
+    Column("rpm", Integer, nullable=True),
+    Column("concurrency", Integer, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("max_input_tokens", Integer, nullable=False),
+    Column("max_tokens", Integer, nullable=False),
+    # Prices in micro-dollars per million tokens ($3/MTok is 3_000_000).
+    Column("input_price", BigInteger, nullable=False),
+    Column("output_price", BigInteger, nullable=False),
+    Column("cache_write_5m_price", BigInteger, nullable=False),
+    Column("cache_write_1h_price", BigInteger, nullable=False),
+    Column("cache_read_price", BigInteger, nullable=False),
+    # Multiplier on the list price in basis points: 10000 is 1.0x.
+    Column("markup_bp", Integer, nullable=False, default=10000),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("alias", String(128), primary_key=True),
+    Column("model_id", String(128), ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("dialect", String(16), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("streamed", Boolean, nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cache_read_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_5m_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_1h_tokens", Integer, nullable=False, default=0),
+    Column("cost_micro", BigInteger, nullable=False, default=0),
+    Column("latency_ms", Integer, nullable=False, default=0),
+    Column("ttft_ms", Integer, nullable=True),
+    Column("account_id", Integer, nullable=True),
+    Column("upstream_request_id", String(64), nullable=True),
+    Column("error_type", String(64), nullable=True),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_usage_user_time", "user_id", "created_ms"),
+    Index("ix_usage_key_time", "key_id", "created_ms"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_micro", BigInteger, nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_ledger_user_time", "user_id", "created_ms"),
+)
+
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

@@ -32,6 +32,8 @@ from ccgate.store.db import create_engine, migrate_async
 
 log = logging.getLogger("ccgate")
 
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
+
 
 def credential(request: Request) -> str | None:
     """The client's key, from `x-api-key` or `Authorization: Bearer`."""
@@ -121,17 +123,18 @@ class Gateway:
         return model
 
     async def read_body(self, request: Request) -> bytes:
-        """The body, refused with 413 as soon as it is known to pass the limit."""
+        """The body, or 413 once it passes the limit.  An oversized body is still read to its end
+        (up to MAX_DRAIN_BYTES) so a client that is still sending can read the 413, not a reset."""
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise GatewayError(413, f"request body exceeds {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise GatewayError(413, f"request body exceeds {limit} bytes")
-            chunks.append(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > MAX_DRAIN_BYTES:
+                break
+        if size > limit:
+            raise GatewayError(413, f"request body of more than {limit} bytes is too large")
         return b"".join(chunks)
 
     def error_response(self, call: Call, error: GatewayError, *, record: bool = True) -> Response:

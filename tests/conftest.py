@@ -1,0 +1,38 @@
+"""Shared fixtures: one simulator and one gateway for the session, each in its own process."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from harness import Gateway, Simulator
+
+_emails = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def sim():
+    simulator = Simulator().start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(sim, tmp_path_factory):
+    gw = Gateway(tmp_path_factory.mktemp("gateway"))
+    gw.add_account("sim-main", "sk-ant-sim-main", sim.url)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def email() -> str:
+    return f"user{next(_emails)}@example.com"
+
+
+@pytest.fixture
+def api_key(gateway, email) -> str:
+    """A fresh key of a fresh user."""
+    return gateway.new_key(email)

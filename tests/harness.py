@@ -1,0 +1,163 @@
+"""Real processes on real sockets: the simulator and gateways started as their users start them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CCGATE = [sys.executable, "-m", "ccgate.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Simulator:
+    """`ccgate sim` in its own process."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> "Simulator":
+        self.process = subprocess.Popen([*CCGATE, "sim", "--port", str(self.port), *extra],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            stop_process(self.process)
+
+    def call(self, method: str, path: str, payload: dict | None = None):
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def requests(self) -> list[dict]:
+        return self.call("GET", "/_sim/requests")
+
+    def clear(self) -> None:
+        self.call("DELETE", "/_sim/requests")
+        self.call("DELETE", "/_sim/faults")
+
+    def fault(self, api_key: str, kind: str, **options) -> None:
+        self.call("POST", "/_sim/faults", {"api_key": api_key, "kind": kind, **options})
+
+    def stats(self) -> dict:
+        return self.call("GET", "/_sim/stats")
+
+
+@dataclass
+class Gateway:
+    """`ccgate serve` in its own process, with its own data directory."""
+
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CCGATE_DATA_DIR": str(self.data_dir), "CCGATE_RELOAD_INTERVAL": "0.2",
+                **self.extra_env}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a `ccgate` admin command against this gateway's data."""
+        result = subprocess.run([*CCGATE, *args], env=self.env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"ccgate {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start(self) -> "Gateway":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"gateway-{self.port}.log"
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([*CCGATE, "serve", "--port", str(self.port)], env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            stop_process(self.process)
+
+    def new_user(self, email: str, *extra: str) -> str:
+        self.cli("users", "add", email, *extra)
+        return email
+
+    def new_key(self, email: str, *extra: str) -> str:
+        """A fresh key for `email` (created with the user if needed): the last stdout line."""
+        if self.cli("keys", "list", email, check=False).returncode != 0:
+            self.new_user(email)
+        key = self.cli("keys", "create", email, *extra).stdout.strip().splitlines()[-1]
+        if self.process is not None:
+            self.wait_until_key_works(key)
+        return key
+
+    def wait_until_key_works(self, key: str, timeout: float = 5.0) -> None:
+        """A running server picks new keys up within its reload interval; wait for that."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(self.url + "/v1/models?limit=1", headers={"x-api-key": key})
+            try:
+                with urllib.request.urlopen(request, timeout=5):
+                    return
+            except urllib.error.HTTPError as error:
+                if error.code != 401:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("the gateway did not pick up a new key")
+
+    def add_account(self, name: str, api_key: str, base_url: str, *extra: str) -> None:
+        self.cli("accounts", "add", name, "--api-key", api_key, "--base-url", base_url, *extra)
+
+    def wait_reload(self) -> None:
+        """Long enough for a running server to see an admin change (the reload interval is 0.2 s)."""
+        time.sleep(0.6)

@@ -20,7 +20,7 @@ from ccgate.crypto import SecretBox
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Gate
 from ccgate.gate.keys import KeyDirectory, KeyRecord
-from ccgate.http import messages, meta
+from ccgate.http import chat, messages, meta
 from ccgate.http.errors import encode_error
 from ccgate.http.pipeline import Pipeline
 from ccgate.ops import Operations
@@ -154,6 +154,7 @@ def routes() -> list[Route]:
     v1 = [
         Route("/messages", messages.create_message, methods=["POST"]),
         Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+        Route("/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/models", meta.list_models, methods=["GET"]),
         Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
         Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from ccgate.call import Call
 from ccgate.errors import GatewayError, invalid
+from ccgate.http.bodies import parse_body
 from ccgate.relay.sse import encode_event
 
 
@@ -52,17 +53,6 @@ def _check_type(data: dict, field: str, expected: type | tuple[type, ...], requi
     if not ok:
         wanted = " or ".join(_TYPE_NAMES.get(kind, "a valid integer") for kind in kinds)
         raise invalid(f"{field}: Input should be {wanted}")
-
-
-def parse_body(body: bytes) -> dict:
-    """The request body as a JSON object, or a 400 saying why not."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"There was an error parsing the body: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid("body: Input should be a valid dictionary")
-    return data
 
 
 def parse_messages_request(body: bytes, *, counting: bool = False) -> dict:

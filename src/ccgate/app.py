@@ -18,7 +18,8 @@ from ccgate.call import Call
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.errors import GatewayError
-from ccgate.gate.admission import Gate
+from ccgate.gate.admission import Defaults, Gate
+from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.http import chat, messages, meta
 from ccgate.http.errors import encode_error
@@ -27,6 +28,7 @@ from ccgate.ops import Operations
 from ccgate.relay.client import UpstreamClient
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
+from ccgate.state.memory import MemoryState
 from ccgate.store import repo
 from ccgate.store.db import create_engine, migrate_async
 
@@ -56,7 +58,11 @@ class Gateway:
         self.ops = Operations(self.engine, self.box, settings)
         self.writer = LedgerWriter(self.engine)
         self.router = Router()
-        self.gate = Gate()
+        self.state = MemoryState()
+        self.gate = Gate(self.state, Defaults(
+            rpm=settings.default_rpm, concurrency=settings.default_concurrency,
+            token_budget=settings.default_token_budget, window_seconds=parse_duration(settings.default_window),
+        ))
         self.keys = KeyDirectory({})
         self.catalog = Catalog([])
         self.upstream = UpstreamClient(
@@ -69,8 +75,8 @@ class Gateway:
 
     async def start(self) -> None:
         await migrate_async(self.settings.database_url)
-        await self.reload()
         self.writer.start()
+        await self.reload()
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
 
     async def stop(self) -> None:
@@ -88,6 +94,13 @@ class Gateway:
             catalog = await Catalog.load(conn)
             pool = await AccountPool.load(conn, self.box)
         self.keys, self.catalog, self.router.pool, self.version = keys, catalog, pool, version
+        await self.writer.exclusive(self._refresh_balances)
+
+    async def _refresh_balances(self) -> None:
+        """Prepaid balances as committed; run between ledger commits so no debit is counted twice."""
+        async with self.engine.connect() as conn:
+            balances = await repo.prepaid_balances(conn)
+        await self.state.set_balances(balances)
 
     async def _watch_configuration(self) -> None:
         """Changes made by the CLI or admin API reach this process within one interval."""
@@ -158,6 +171,8 @@ def routes() -> list[Route]:
         Route("/models", meta.list_models, methods=["GET"]),
         Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
         Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),
+        Route("/key-status", meta.key_status, methods=["GET"]),
+        Route("/credit/redeem", meta.redeem_code, methods=["POST"]),
     ]
     table = [Route(prefix + route.path, route.endpoint, methods=route.methods)
              for prefix in ("/v1", "/v1/v1") for route in v1]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
-from ccgate.ops import DEFAULT_BASE_URL, Operations, OperationError
+from ccgate.ops import DEFAULT_BASE_URL, KeyLimits, Operations, OperationError
 from ccgate.store.db import create_engine, migrate
 
 DEMO_EMAIL = "demo@ccgate.local"
@@ -133,17 +133,67 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_users_add(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
-        user_id = await ops.add_user(args.email, password=args.password, admin=args.admin)
-        print(f"user {args.email} created (id {user_id}{', admin' if args.admin else ''})")
+        user_id = await ops.add_user(args.email, password=args.password, admin=args.admin, credit_usd=args.credit_usd)
+        credit = f", ${args.credit_usd} prepaid credit" if args.credit_usd is not None else ", postpaid"
+        print(f"user {args.email} created (id {user_id}{', admin' if args.admin else ''}{credit})")
+
+    _with_operations(action)
+
+
+def cmd_users_disable(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        await ops.set_user_disabled(args.email, args.disable)
+        print(f"user {args.email} {'disabled' if args.disable else 'enabled'}")
+
+    _with_operations(action)
+
+
+def cmd_credit_grant(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        balance = await ops.grant_credit(args.email, args.usd, args.note)
+        print(f"{args.email} now has ${balance / 1_000_000:.6f} of credit")
+
+    _with_operations(action)
+
+
+def cmd_credit_show(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        user = await ops.user(args.email)
+        balance = user["balance_micro"]
+        print(f"{args.email}: " + ("postpaid (no credit limit)" if balance is None else f"${balance / 1_000_000:.6f}"))
+        for entry in await ops.ledger(args.email):
+            print(f"  {entry['kind']:10} {entry['amount_micro'] / 1_000_000:+.6f}  {entry['note'] or ''}")
+
+    _with_operations(action)
+
+
+def cmd_codes_create(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        codes = await ops.create_codes(args.usd, args.count, args.note)
+        print(f"{len(codes)} code(s) worth ${args.usd} each; they are shown once:", file=sys.stderr)
+        print("\n".join(codes))
 
     _with_operations(action)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
-        key = await ops.create_key(args.email, name=args.name)
+        key = await ops.create_key(args.email, name=args.name, limits=_key_limits(args))
         print(f"key {key.id} ({key.display}) created for {args.email}; it is shown once, below:", file=sys.stderr)
         print(key.plaintext)
+
+    _with_operations(action)
+
+
+def _key_limits(args: argparse.Namespace) -> KeyLimits:
+    return KeyLimits(rpm=args.rpm, concurrency=args.concurrency, token_budget=args.token_budget, window=args.window,
+                     models=args.models, expires=args.expires)
+
+
+def cmd_keys_update(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        await ops.update_key(args.key_id, _key_limits(args), name=args.name)
+        print(f"key {args.key_id} updated")
 
     _with_operations(action)
 
@@ -152,7 +202,10 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
         for key in await ops.list_keys(args.email):
             state = "revoked" if key["revoked_ms"] else "active"
-            print(f"{key['id']}  {key['display']}  {state:8}  {key['name']}")
+            limits = " ".join(f"{name}={key[column]}" for name, column in (
+                ("rpm", "rpm"), ("concurrency", "concurrency"), ("budget", "token_budget"),
+                ("window", "window_seconds"), ("models", "models")) if key[column] is not None)
+            print(f"{key['id']}  {key['display']}  {state:8}  {key['name']}  {limits}".rstrip())
 
     _with_operations(action)
 
@@ -180,6 +233,39 @@ def cmd_accounts_list(args: argparse.Namespace) -> None:
             print(f"{account['name']}  {account['base_url']}  {state}")
 
     _with_operations(action)
+
+
+def _whole(text: str) -> int:
+    """A whole number, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more: {text!r}")
+    return int(text)
+
+
+def _usd(*, allow_negative: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an amount of dollars: {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or (value < 0 and not allow_negative):
+            raise argparse.ArgumentTypeError(f"not a usable amount of dollars: {text!r}")
+        return value
+
+    return parse
+
+
+def _model_list(text: str) -> list[str]:
+    return [model.strip() for model in text.split(",") if model.strip()]
+
+
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rpm", type=_whole, help="requests per minute (sliding window)")
+    parser.add_argument("--concurrency", type=_whole, help="requests in flight at once")
+    parser.add_argument("--token-budget", type=_whole, help="input + output + cache-write tokens per window")
+    parser.add_argument("--window", help="the budget's rolling window, e.g. 5h, 30m, 1d")
+    parser.add_argument("--models", type=_model_list, help="comma-separated models the key may use")
+    parser.add_argument("--expires", help="expiry date, e.g. 2027-01-31 or 2027-01-31T12:00:00Z")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,13 +298,41 @@ def build_parser() -> argparse.ArgumentParser:
     add_user.add_argument("email")
     add_user.add_argument("--password")
     add_user.add_argument("--admin", action="store_true")
+    add_user.add_argument("--credit-usd", type=_usd(allow_negative=False), help="prepaid credit (omit: postpaid)")
     add_user.set_defaults(func=cmd_users_add)
+    for verb, disable in (("disable", True), ("enable", False)):
+        toggle = users.add_parser(verb, help=f"{verb} a user and all of their keys")
+        toggle.add_argument("email")
+        toggle.set_defaults(func=cmd_users_disable, disable=disable)
+
+    credit = commands.add_parser("credit", help="prepaid credit").add_subparsers(dest="action", required=True)
+    grant = credit.add_parser("grant", help="grant credit in USD (negative to correct)")
+    grant.add_argument("email")
+    grant.add_argument("usd", type=_usd(allow_negative=True))
+    grant.add_argument("--note")
+    grant.set_defaults(func=cmd_credit_grant)
+    show = credit.add_parser("show", help="a user's balance and ledger")
+    show.add_argument("email")
+    show.set_defaults(func=cmd_credit_show)
+
+    codes = commands.add_parser("codes", help="redemption codes").add_subparsers(dest="action", required=True)
+    create_codes = codes.add_parser("create", help="create codes users redeem for credit")
+    create_codes.add_argument("--usd", type=_usd(allow_negative=False), required=True)
+    create_codes.add_argument("--count", type=_whole, default=1)
+    create_codes.add_argument("--note")
+    create_codes.set_defaults(func=cmd_codes_create)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key; it is printed once, alone on the last line")
     create.add_argument("email")
     create.add_argument("--name", default="")
+    _limit_arguments(create)
     create.set_defaults(func=cmd_keys_create)
+    update = keys.add_parser("update", help="change a key's name or limits (0 is unlimited)")
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    _limit_arguments(update)
+    update.set_defaults(func=cmd_keys_update)
     listing = keys.add_parser("list", help="list a user's keys")
     listing.add_argument("email")
     listing.set_defaults(func=cmd_keys_list)

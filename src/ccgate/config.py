@@ -43,6 +43,10 @@ class Settings:
     failover_attempts: int
     reload_interval: float
     log_prompts: bool
+    default_rpm: int
+    default_concurrency: int
+    default_token_budget: int
+    default_window: str
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -63,6 +67,10 @@ class Settings:
             failover_attempts=_env_int("CCGATE_FAILOVER_ATTEMPTS", 3),
             reload_interval=_env_float("CCGATE_RELOAD_INTERVAL", 0.5),
             log_prompts=_env_bool("CCGATE_LOG_PROMPTS", False),
+            default_rpm=_env_int("CCGATE_DEFAULT_RPM", 0),
+            default_concurrency=_env_int("CCGATE_DEFAULT_CONCURRENCY", 0),
+            default_token_budget=_env_int("CCGATE_DEFAULT_TOKEN_BUDGET", 0),
+            default_window=os.environ.get("CCGATE_DEFAULT_WINDOW") or "5h",
         )
 
     def server_secret(self) -> bytes:

@@ -18,9 +18,10 @@ class GatewayError(Exception):
         self.error_type = error_type or anthropic_error_type(status)
         self.retry_after = retry_after
         self.should_retry = should_retry
+        self.extra_headers: dict[str, str] = {}
 
     def headers(self) -> dict[str, str]:
-        headers = {}
+        headers = dict(self.extra_headers)
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
         if self.should_retry is not None:

@@ -25,6 +25,7 @@ class KeyRecord:
     models: frozenset[str] | None
     user_disabled: bool
     prepaid: bool
+    is_admin: bool = False
 
 
 def split_list(text: str | None) -> frozenset[str] | None:
@@ -51,6 +52,6 @@ class KeyDirectory:
                 expires_ms=row["expires_ms"], rpm=row["rpm"], concurrency=row["concurrency"],
                 token_budget=row["token_budget"], window_seconds=row["window_seconds"],
                 models=split_list(row["models"]), user_disabled=row["user_disabled"],
-                prepaid=row["balance_micro"] is not None,
+                prepaid=row["balance_micro"] is not None, is_admin=row["is_admin"],
             )
         return cls(records)

@@ -11,7 +11,10 @@ from starlette.responses import Response
 from ccgate.billing.prices import ModelPrice
 from ccgate.call import Call
 from ccgate.errors import GatewayError
+from ccgate.gate.durations import describe_wait, describe_window
+from ccgate.http.bodies import parse_body
 from ccgate.http.messages import ANTHROPIC
+from ccgate.ops import OperationError
 from ccgate.store import repo
 
 
@@ -101,5 +104,60 @@ async def get_usage(request: Request) -> Response:
         if row is None or row["user_id"] != key.user_id:
             raise GatewayError(404, f"no request {request.path_params['request_id']} for this key")
         return json_response(call, usage_object(row))
+    except GatewayError as error:
+        return gateway.error_response(call, error, record=False)
+
+
+async def key_status(request: Request) -> Response:
+    """The seed's key-status: the key's budget, limits and standing, and its user's credit."""
+    gateway = request.app.state.gateway
+    call = Call(ANTHROPIC)
+    try:
+        key = gateway.authenticate(request)
+        rpm, concurrency, budget, window = gateway.gate.limits_of(key)
+        standing = await gateway.state.standing(key.id, key.user_id, window)
+        payload = {
+            "key": key.display, "id": key.id, "name": key.name, "status": "active",
+            "budget": {
+                "total_tokens": budget, "used_tokens": standing.tokens_used,
+                "remaining_tokens": max(budget - standing.tokens_used, 0), "window": describe_window(window),
+                "resets_in": describe_wait(standing.tokens_reset_in) if standing.tokens_reset_in else None,
+            } if budget else None,
+            "rate_limit": {
+                "rpm": rpm or None, "concurrent": concurrency or None,
+                "requests_last_minute": standing.requests_last_minute, "in_flight": standing.in_flight,
+            },
+            "models": sorted(key.models) if key.models else None,
+            "expires_at": (datetime.fromtimestamp(key.expires_ms / 1000, timezone.utc).isoformat()
+                           if key.expires_ms else None),
+            "credit": credit_object(key.prepaid, standing.balance_micro, standing.held_micro),
+        }
+        return json_response(call, payload)
+    except GatewayError as error:
+        return gateway.error_response(call, error, record=False)
+
+
+def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> dict:
+    if not prepaid:
+        return {"prepaid": False}
+    balance = balance_micro or 0
+    return {"prepaid": True, "balance_micro": balance, "balance_usd": balance / 1_000_000,
+            "held_micro": held_micro, "available_micro": max(balance - held_micro, 0)}
+
+
+async def redeem_code(request: Request) -> Response:
+    """POST /v1/credit/redeem {"code": "CC-..."}: a user tops up their own credit."""
+    gateway = request.app.state.gateway
+    call = Call(ANTHROPIC)
+    try:
+        key = gateway.authenticate(request)
+        code = parse_body(await gateway.read_body(request)).get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise GatewayError(400, "code: Field required")
+        try:
+            balance = await gateway.ops.redeem_code(key.user_id, code)
+        except OperationError as error:
+            raise GatewayError(400, str(error)) from None
+        return json_response(call, {"redeemed": True, "balance_micro": balance, "balance_usd": balance / 1_000_000})
     except GatewayError as error:
         return gateway.error_response(call, error, record=False)

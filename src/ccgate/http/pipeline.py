@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ccgate.billing.prices import cost_micro
 from ccgate.gate.admission import Ticket
@@ -18,8 +17,9 @@ from ccgate.call import Call
 from ccgate.errors import GatewayError
 from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.relay.headers import upstream_headers
-from ccgate.relay.sse import EventSplitter, event_data, event_name
+from ccgate.relay.sse import event_data, event_name
 from ccgate.route.pool import Account
+from ccgate.http.streaming import StreamRelay
 
 if TYPE_CHECKING:
     from ccgate.app import Gateway
@@ -71,13 +71,10 @@ class Pipeline:
                 return await self._upstream_error(call, attempt)
             if call.stream:
                 streaming = True
-                return StreamingResponse(
-                    self._relay_stream(call, attempt, ticket), status_code=200,
-                    headers=call.id_headers() | ticket.headers(), media_type="text/event-stream",
-                )
+                return StreamRelay(self, call, attempt, ticket)
             message = orjson.loads(attempt.body)
             call.usage.update(message.get("usage") or {})
-            await self._settle_or_fail(call)
+            await self._settle_or_fail(call, ticket)
             return Response(call.dialect.answer(attempt.body, message), 200,
                             headers=call.id_headers() | ticket.headers(), media_type="application/json")
         finally:
@@ -154,46 +151,8 @@ class Pipeline:
 
     # -- streams ---------------------------------------------------------------------------------
 
-    async def _relay_stream(self, call: Call, attempt: Attempt, ticket: Ticket) -> AsyncIterator[bytes]:
-        """Write each upstream chunk as it arrives; the last one waits for the usage commit."""
-        response, dialect = attempt.response, call.dialect
-        splitter = EventSplitter()
-        settled = finished = False
-        try:
-            try:
-                async for chunk in response.content.iter_any():
-                    blocks = splitter.feed(chunk)
-                    finished = self._observe(call, blocks) or finished
-                    out = dialect.stream_chunk(chunk, blocks)
-                    if finished and not settled:
-                        settled = True
-                        if not await self._settle_quietly(call):
-                            yield dialect.stream_error("api_error", "usage could not be recorded; answer withheld")
-                            return
-                    if out:
-                        if call.ttft_ms is None:
-                            call.ttft_ms = call.elapsed_ms()
-                        yield out
-            except UPSTREAM_ERRORS as exc:
-                log.warning("upstream stream of %s broke: %s", call.request_id, type(exc).__name__)
-            if not finished:
-                call.error_type = "upstream_disconnected"
-                settled = True
-                await self._settle_quietly(call)
-                yield (b"\n\n" if splitter.pending else b"") + dialect.stream_error(
-                    "api_error", "the upstream connection ended before the answer was complete")
-            if end := dialect.stream_end():
-                yield end
-        finally:
-            response.close()
-            self.gw.router.end(attempt.account)
-            ticket.release()
-            if not settled:  # the client went away: bill what the upstream reported so far
-                call.error_type = "client_disconnected"
-                self._in_background(self._settle_quietly(call))
-
     @staticmethod
-    def _observe(call: Call, blocks: list[bytes]) -> bool:
+    def observe(call: Call, blocks: list[bytes]) -> bool:
         """Capture usage and errors from whole events; True once the answer is over."""
         over = False
         for block in blocks:
@@ -227,21 +186,27 @@ class Pipeline:
             "cache_hit": call.cache_hit, "created_ms": call.created_ms,
         }
 
-    async def settle(self, call: Call) -> None:
-        """Commit the request's usage row and debit; raises if the database could not take it."""
+    async def settle(self, call: Call, ticket: Ticket) -> None:
+        """Commit the request's usage row and debit, then release its ticket (from the writer, right
+        after the commit); raises if the database could not take it."""
         row = self.usage_row(call)
-        await self.gw.writer.record(row, prepaid=call.key.prepaid)
-        self.gw.gate.settled(call, row["cost_micro"])
-
-    async def _settle_or_fail(self, call: Call) -> None:
+        row["cost_micro"] = ticket.billable(row["cost_micro"])
         try:
-            await self.settle(call)
+            await self.gw.writer.record(row, prepaid=call.key.prepaid,
+                                        on_commit=ticket.on_commit(call.usage, row["cost_micro"]))
+        except Exception:
+            ticket.release()
+            raise
+
+    async def _settle_or_fail(self, call: Call, ticket: Ticket) -> None:
+        try:
+            await self.settle(call, ticket)
         except Exception as exc:
             raise GatewayError(503, "usage could not be recorded; the answer is withheld and not billed") from exc
 
-    async def _settle_quietly(self, call: Call) -> bool:
+    async def settle_quietly(self, call: Call, ticket: Ticket) -> bool:
         try:
-            await self.settle(call)
+            await self.settle(call, ticket)
             return True
         except Exception as exc:
             log.error("settling %s failed: %s", call.request_id, exc)
@@ -252,7 +217,7 @@ class Pipeline:
         if call.key is not None:
             self.gw.writer.record_later(self.usage_row(call), prepaid=False)
 
-    def _in_background(self, coroutine) -> None:
+    def in_background(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

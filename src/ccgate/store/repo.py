@@ -8,7 +8,17 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ccgate.store.schema import accounts, api_keys, config_version, ledger, model_aliases, models, usage, users
+from ccgate.store.schema import (
+    accounts,
+    api_keys,
+    config_version,
+    ledger,
+    model_aliases,
+    models,
+    redemption_codes,
+    usage,
+    users,
+)
 
 Row = dict[str, Any]
 
@@ -43,6 +53,30 @@ async def user_by_email(conn: AsyncConnection, email: str) -> Row | None:
     return dict(row) if row else None
 
 
+async def all_users(conn: AsyncConnection) -> list[Row]:
+    return [dict(row) for row in (await conn.execute(select(users).order_by(users.c.id))).mappings()]
+
+
+async def update_user(conn: AsyncConnection, user_id: int, values: Row) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def prepaid_balances(conn: AsyncConnection) -> dict[int, int]:
+    rows = await conn.execute(select(users.c.id, users.c.balance_micro).where(users.c.balance_micro.is_not(None)))
+    return {user_id: balance for user_id, balance in rows}
+
+
+async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int) -> int | None:
+    """Add `delta_micro` to a user's balance (a postpaid user becomes prepaid) unless it would go below
+    zero; the new balance, or None when refused."""
+    result = await conn.execute(
+        update(users).where(users.c.id == user_id)
+        .where(func.coalesce(users.c.balance_micro, 0) + delta_micro >= 0)
+        .values(balance_micro=func.coalesce(users.c.balance_micro, 0) + delta_micro)
+        .returning(users.c.balance_micro))
+    return result.scalar_one_or_none()
+
+
 async def user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
     row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
     return dict(row) if row else None
@@ -72,7 +106,7 @@ async def update_key(conn: AsyncConnection, key_id: str, values: Row) -> int:
 async def load_live_keys(conn: AsyncConnection) -> list[Row]:
     """Every unrevoked key with the facts of its user that admission needs."""
     query = (
-        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro)
+        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro, users.c.is_admin)
         .join(users, users.c.id == api_keys.c.user_id)
         .where(api_keys.c.revoked_ms.is_(None))
     )
@@ -131,3 +165,59 @@ async def ledger_sum(conn: AsyncConnection, user_id: int) -> int:
     total = await conn.execute(select(func.coalesce(func.sum(ledger.c.amount_micro), 0))
                                .where(ledger.c.user_id == user_id))
     return int(total.scalar_one())
+
+
+async def ledger_of(conn: AsyncConnection, user_id: int, limit: int = 200) -> list[Row]:
+    rows = await conn.execute(select(ledger).where(ledger.c.user_id == user_id)
+                              .order_by(ledger.c.id.desc()).limit(limit))
+    return [dict(row) for row in rows.mappings()]
+
+
+# -- redemption codes -----------------------------------------------------------------------------
+
+async def insert_codes(conn: AsyncConnection, rows: list[Row]) -> None:
+    await conn.execute(insert(redemption_codes), [{"created_ms": now_ms(), **row} for row in rows])
+
+
+async def claim_code(conn: AsyncConnection, code_hash: str, user_id: int) -> int | None:
+    """Mark an unredeemed code as redeemed by `user_id`; its amount, or None if there is no such code."""
+    result = await conn.execute(
+        update(redemption_codes)
+        .where(redemption_codes.c.code_hash == code_hash, redemption_codes.c.redeemed_by.is_(None))
+        .values(redeemed_by=user_id, redeemed_ms=now_ms())
+        .returning(redemption_codes.c.amount_micro))
+    return result.scalar_one_or_none()
+
+
+async def all_codes(conn: AsyncConnection) -> list[Row]:
+    rows = await conn.execute(select(redemption_codes).order_by(redemption_codes.c.created_ms.desc()))
+    return [{k: v for k, v in row.items() if k != "code_hash"} for row in rows.mappings()]
+
+
+# -- usage reports --------------------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+async def usage_summary(conn: AsyncConnection, *, user_id: int | None = None, key_id: str | None = None,
+                        model: str | None = None, since_ms: int | None = None,
+                        until_ms: int | None = None) -> list[Row]:
+    """Requests, tokens and cost per day, model and key, filtered as asked."""
+    day = (usage.c.created_ms // DAY_MS).label("day")
+    query = select(
+        day, usage.c.model, usage.c.key_id, usage.c.user_id,
+        func.count().label("requests"),
+        func.sum(usage.c.input_tokens).label("input_tokens"),
+        func.sum(usage.c.output_tokens).label("output_tokens"),
+        func.sum(usage.c.cache_read_tokens).label("cache_read_tokens"),
+        func.sum(usage.c.cache_write_5m_tokens + usage.c.cache_write_1h_tokens).label("cache_write_tokens"),
+        func.sum(usage.c.cost_micro).label("cost_micro"),
+    ).group_by(day, usage.c.model, usage.c.key_id, usage.c.user_id).order_by(day)
+    for column, value in ((usage.c.user_id, user_id), (usage.c.key_id, key_id), (usage.c.model, model)):
+        if value is not None:
+            query = query.where(column == value)
+    if since_ms is not None:
+        query = query.where(usage.c.created_ms >= since_ms)
+    if until_ms is not None:
+        query = query.where(usage.c.created_ms < until_ms)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]

@@ -142,3 +142,15 @@ config_version = Table(
     Column("id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
 )
+
+redemption_codes = Table(
+    "redemption_codes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("amount_micro", BigInteger, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("redeemed_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("redeemed_ms", BigInteger, nullable=True),
+)

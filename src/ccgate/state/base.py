@@ -1,0 +1,84 @@
+"""The shared-state interface admission uses, whatever holds the counters (memory or Redis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+MINUTE = 60
+
+
+@dataclass(slots=True)
+class Limits:
+    """A key's limits in force (None is unlimited) and what this request claims against them."""
+
+    key_id: str
+    user_id: int
+    rpm: int | None
+    concurrency: int | None
+    token_budget: int | None
+    window_seconds: int
+    reserve_tokens: int
+    hold_micro: int | None  # None: the user is postpaid
+
+
+@dataclass(slots=True)
+class Meter:
+    """One limit's standing, for X-RateLimit-* headers and key-status."""
+
+    name: str
+    limit: int
+    remaining: int
+    reset_at: float  # epoch seconds when capacity next comes back
+
+
+@dataclass(slots=True)
+class Decision:
+    """Admitted with a lease, or refused naming the limit and when to come back."""
+
+    admitted: bool
+    lease_id: str | None = None
+    refused_by: str | None = None
+    retry_after: float | None = None
+    meters: list[Meter] = field(default_factory=list)
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Settlement:
+    """What an admitted request really used, returned with its lease."""
+
+    key_id: str
+    user_id: int
+    lease_id: str
+    reserve_tokens: int
+    hold_micro: int | None
+    window_seconds: int | None
+    tokens_used: int
+    cost_micro: int
+
+
+@dataclass(slots=True)
+class Standing:
+    """A key's and its user's current state, for GET /v1/key-status."""
+
+    tokens_used: int
+    tokens_reset_in: float | None
+    requests_last_minute: int
+    in_flight: int
+    balance_micro: int | None
+    held_micro: int
+
+
+class AdmissionState(Protocol):
+    async def admit(self, limits: Limits) -> Decision: ...
+
+    def commit(self, settlement: Settlement) -> None:
+        """Called by the ledger writer right after the request's usage row is committed."""
+
+    def release(self, settlement: Settlement) -> None:
+        """Give the lease, token reservation and credit hold back (never blocks)."""
+
+    async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing: ...
+
+    async def set_balances(self, balances: dict[int, int | None]) -> None: ...

@@ -1,0 +1,139 @@
+"""Admission state held in this process: exact on one process, and the fallback when Redis is away."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+
+from ccgate.state.base import MINUTE, Decision, Limits, Meter, Settlement, Standing
+
+BUCKET = 60  # token-budget buckets are one minute wide
+
+
+class TokenWindow:
+    """Tokens used per minute bucket; the budget is whatever the buckets inside the window sum to."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+
+    def prune(self, now: float, window: int) -> None:
+        oldest = int((now - window) // BUCKET)
+        for bucket in [b for b in self.buckets if b <= oldest]:
+            del self.buckets[bucket]
+
+    def used(self) -> int:
+        return sum(self.buckets.values())
+
+    def add(self, now: float, tokens: int) -> None:
+        bucket = int(now // BUCKET)
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + tokens
+
+    def seconds_until_free(self, now: float, window: int, excess: int) -> float:
+        """How long until buckets holding at least `excess` tokens have left the window."""
+        freed = 0
+        for bucket in sorted(self.buckets):
+            freed += self.buckets[bucket]
+            if freed >= excess:
+                return max((bucket + 1) * BUCKET + window - now, 1.0)
+        return float(window)
+
+
+class MemoryState:
+    """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries."""
+
+    def __init__(self) -> None:
+        self._requests: dict[str, deque[float]] = defaultdict(deque)
+        self._leases: dict[str, dict[str, float]] = defaultdict(dict)
+        self._tokens: dict[str, TokenWindow] = defaultdict(TokenWindow)
+        self._reserved: dict[str, int] = defaultdict(int)
+        self._balances: dict[int, int] = {}
+        self._held: dict[int, int] = defaultdict(int)
+        self._next_lease = 0
+
+    # -- admission -------------------------------------------------------------------------------
+
+    async def admit(self, limits: Limits) -> Decision:
+        now = time.time()
+        key = limits.key_id
+        meters: list[Meter] = []
+
+        if limits.hold_micro is not None:
+            available = self._balances.get(limits.user_id, 0) - self._held[limits.user_id]
+            if limits.hold_micro > available:
+                return Decision(False, refused_by="credit",
+                                detail={"needed_micro": limits.hold_micro, "available_micro": max(available, 0)})
+
+        if limits.token_budget:
+            window = self._tokens[key]
+            window.prune(now, limits.window_seconds)
+            used = window.used() + self._reserved[key]
+            if used + limits.reserve_tokens > limits.token_budget:
+                excess = used + limits.reserve_tokens - limits.token_budget
+                wait = window.seconds_until_free(now, limits.window_seconds, excess)
+                return Decision(False, refused_by="token_budget", retry_after=wait, detail={
+                    "used": used, "needed": limits.reserve_tokens, "budget": limits.token_budget})
+            oldest = min(window.buckets, default=int(now // BUCKET))
+            meters.append(Meter("tokens", limits.token_budget, limits.token_budget - used - limits.reserve_tokens,
+                                (oldest + 1) * BUCKET + limits.window_seconds))
+
+        if limits.rpm:
+            log = self._requests[key]
+            while log and log[0] <= now - MINUTE:
+                log.popleft()
+            if len(log) >= limits.rpm:
+                wait = log[0] + MINUTE - now
+                return Decision(False, refused_by="rpm", retry_after=wait, detail={"rpm": limits.rpm})
+            meters.append(Meter("requests", limits.rpm, limits.rpm - len(log) - 1,
+                                (log[0] if log else now) + MINUTE))
+
+        leases = self._leases[key]
+        if limits.concurrency:
+            if len(leases) >= limits.concurrency:
+                return Decision(False, refused_by="concurrency", retry_after=1.0,
+                                detail={"concurrency": limits.concurrency})
+            meters.append(Meter("concurrency", limits.concurrency, limits.concurrency - len(leases) - 1, now + 1))
+
+        self._next_lease += 1
+        lease_id = str(self._next_lease)
+        leases[lease_id] = now
+        if limits.rpm:
+            self._requests[key].append(now)
+        self._reserved[key] += limits.reserve_tokens
+        if limits.hold_micro is not None:
+            self._held[limits.user_id] += limits.hold_micro
+        return Decision(True, lease_id=lease_id, meters=meters)
+
+    def commit(self, settlement: Settlement) -> None:
+        """Apply a committed request's real use: its tokens to the window, its cost to the balance."""
+        if settlement.window_seconds:
+            self._tokens[settlement.key_id].add(time.time(), settlement.tokens_used)
+        if settlement.hold_micro is not None and settlement.user_id in self._balances:
+            self._balances[settlement.user_id] -= settlement.cost_micro
+
+    def release(self, settlement: Settlement) -> None:
+        """Give the lease, the token reservation and the credit hold back."""
+        self._leases[settlement.key_id].pop(settlement.lease_id, None)
+        self._reserved[settlement.key_id] -= settlement.reserve_tokens
+        if settlement.hold_micro is not None:
+            self._held[settlement.user_id] -= settlement.hold_micro
+
+    # -- reporting and configuration -------------------------------------------------------------
+
+    async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing:
+        now = time.time()
+        window = self._tokens[key_id]
+        window.prune(now, window_seconds)
+        oldest = min(window.buckets, default=None)
+        requests = [t for t in self._requests[key_id] if t > now - MINUTE]
+        return Standing(
+            tokens_used=window.used(),
+            tokens_reset_in=(oldest + 1) * BUCKET + window_seconds - now if oldest is not None else None,
+            requests_last_minute=len(requests), in_flight=len(self._leases[key_id]),
+            balance_micro=self._balances.get(user_id), held_micro=self._held[user_id],
+        )
+
+    async def set_balances(self, balances: dict[int, int | None]) -> None:
+        """The prepaid balances as the database has them (postpaid users carry None)."""
+        self._balances = {user: balance for user, balance in balances.items() if balance is not None}

@@ -9,7 +9,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
@@ -22,6 +22,7 @@ from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.http import chat, messages, meta
+from ccgate.http.admin import create_admin_api
 from ccgate.http.errors import encode_error
 from ccgate.http.pipeline import Pipeline
 from ccgate.ops import Operations
@@ -162,8 +163,9 @@ class Gateway:
         await self.ops.set_account_enabled(account.name, False, reason)
 
 
-def routes() -> list[Route]:
-    """Every /v1 route, also under /v1/v1 for SDKs given a base URL that already ends in /v1."""
+def routes(gateway: Gateway) -> list[BaseRoute]:
+    """Every /v1 route (also under /v1/v1, for SDKs given a base URL that already ends in /v1),
+    the admin API, and the health checks."""
     v1 = [
         Route("/messages", messages.create_message, methods=["POST"]),
         Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
@@ -176,7 +178,13 @@ def routes() -> list[Route]:
     ]
     table = [Route(prefix + route.path, route.endpoint, methods=route.methods)
              for prefix in ("/v1", "/v1/v1") for route in v1]
-    return table + [Route("/", root, methods=["GET", "HEAD"]), Route("/healthz", healthz, methods=["GET"])]
+    admin = create_admin_api()
+    admin.state.gateway = gateway
+    return table + [
+        Mount("/admin/api", app=admin),
+        Route("/", root, methods=["GET", "HEAD"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
 
 
 async def root(request: Request) -> Response:
@@ -197,6 +205,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await gateway.stop()
 
-    app = Starlette(routes=routes(), lifespan=lifespan)
+    app = Starlette(routes=routes(gateway), lifespan=lifespan)
     app.state.gateway = gateway
     return app

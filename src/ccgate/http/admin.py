@@ -1,0 +1,186 @@
+"""The admin JSON API under /admin/api (FastAPI, so its OpenAPI schema describes every operation).
+
+It is authenticated by a key of an admin user, and it is the same `Operations` the CLI runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ccgate.errors import GatewayError
+from ccgate.gate.keys import KeyRecord
+from ccgate.ops import KeyLimits, OperationError, Operations
+
+
+class UserIn(BaseModel):
+    email: str
+    password: str | None = None
+    admin: bool = False
+    credit_usd: float | None = Field(default=None, ge=0, description="prepaid credit; omit for a postpaid user")
+
+
+class UserPatch(BaseModel):
+    disabled: bool
+
+
+class Grant(BaseModel):
+    usd: float = Field(description="dollars to add; negative to correct")
+    note: str | None = None
+
+
+class KeyLimitsIn(BaseModel):
+    rpm: int | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+    token_budget: int | None = Field(default=None, ge=0)
+    window: str | None = Field(default=None, description="rolling budget window, e.g. 5h")
+    models: list[str] | None = None
+    expires: str | None = Field(default=None, description="ISO date or date-time; empty string clears it")
+
+    def limits(self) -> KeyLimits:
+        return KeyLimits(**self.model_dump(include=set(KeyLimitsIn.model_fields)))
+
+
+class KeyIn(KeyLimitsIn):
+    name: str = ""
+
+
+class KeyPatch(KeyLimitsIn):
+    name: str | None = None
+
+
+class CodesIn(BaseModel):
+    usd: float = Field(gt=0)
+    count: int = Field(default=1, ge=1, le=1000)
+    note: str | None = None
+
+
+class AccountIn(BaseModel):
+    name: str
+    api_key: str
+    base_url: str = "https://api.anthropic.com"
+    models: list[str] | None = None
+    priority: int = Field(default=0, ge=0)
+    weight: int = Field(default=1, ge=1)
+    rpm: int | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+
+
+class AccountPatch(BaseModel):
+    enabled: bool | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    priority: int | None = Field(default=None, ge=0)
+    weight: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+
+
+def _ops(request: Request) -> Operations:
+    return request.app.state.gateway.ops
+
+
+def admin_key(request: Request) -> KeyRecord:
+    """The caller's key, which must belong to an admin user."""
+    try:
+        key = request.app.state.gateway.authenticate(request)
+    except GatewayError as error:
+        raise HTTPException(error.status, error.message) from None
+    if not key.is_admin:
+        raise HTTPException(403, "the admin API needs a key of an admin user")
+    return key
+
+
+Ops = Annotated[Operations, Depends(_ops)]
+
+
+def create_admin_api() -> FastAPI:
+    api = FastAPI(title="ccgate admin API", version="1", dependencies=[Depends(admin_key)],
+                  docs_url="/docs", openapi_url="/openapi.json")
+
+    @api.exception_handler(OperationError)
+    async def refused(request: Request, error: OperationError) -> JSONResponse:
+        status = 404 if str(error).startswith("no ") else 400
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @api.get("/users", summary="List users")
+    async def list_users(ops: Ops) -> list[dict]:
+        return await ops.users()
+
+    @api.post("/users", status_code=201, summary="Add a user")
+    async def add_user(body: UserIn, ops: Ops) -> dict:
+        user_id = await ops.add_user(body.email, password=body.password, admin=body.admin, credit_usd=body.credit_usd)
+        return {"id": user_id, "email": body.email.strip().lower()}
+
+    @api.patch("/users/{email}", summary="Disable or enable a user")
+    async def patch_user(email: str, body: UserPatch, ops: Ops) -> dict:
+        await ops.set_user_disabled(email, body.disabled)
+        return {"email": email, "disabled": body.disabled}
+
+    @api.post("/users/{email}/credit", summary="Grant credit (negative to correct)")
+    async def grant(email: str, body: Grant, ops: Ops) -> dict:
+        balance = await ops.grant_credit(email, body.usd, body.note)
+        return {"email": email, "balance_micro": balance}
+
+    @api.get("/users/{email}/ledger", summary="A user's ledger: grants, redemptions and spend")
+    async def ledger(email: str, ops: Ops) -> list[dict]:
+        return await ops.ledger(email)
+
+    @api.get("/users/{email}/keys", summary="A user's keys (never their secrets)")
+    async def keys(email: str, ops: Ops) -> list[dict]:
+        return [{k: v for k, v in key.items() if k != "key_hash"} for key in await ops.list_keys(email)]
+
+    @api.post("/users/{email}/keys", status_code=201, summary="Create a key; the response shows it once")
+    async def create_key(email: str, body: KeyIn, ops: Ops) -> dict:
+        key = await ops.create_key(email, name=body.name, limits=body.limits())
+        return {"id": key.id, "display": key.display, "key": key.plaintext}
+
+    @api.patch("/keys/{key_id}", summary="Change a key's name or limits (0 is unlimited)")
+    async def update_key(key_id: str, body: KeyPatch, ops: Ops) -> dict:
+        await ops.update_key(key_id, body.limits(), name=body.name)
+        return {"id": key_id}
+
+    @api.delete("/keys/{key_id}", summary="Revoke a key")
+    async def revoke_key(key_id: str, ops: Ops) -> dict:
+        await ops.revoke_key(key_id)
+        return {"id": key_id, "revoked": True}
+
+    @api.get("/codes", summary="Redemption codes (never their secrets)")
+    async def codes(ops: Ops) -> list[dict]:
+        return await ops.codes()
+
+    @api.post("/codes", status_code=201, summary="Create redemption codes; the response shows them once")
+    async def create_codes(body: CodesIn, ops: Ops) -> dict:
+        return {"codes": await ops.create_codes(body.usd, body.count, body.note)}
+
+    @api.get("/usage", summary="Requests, tokens and cost per day, model and key")
+    async def usage(ops: Ops, email: str | None = None, key_id: str | None = None, model: str | None = None,
+                    since_ms: Annotated[int | None, Query(ge=0)] = None,
+                    until_ms: Annotated[int | None, Query(ge=0)] = None) -> list[dict]:
+        user_id = (await ops.user(email))["id"] if email else None
+        return await ops.usage_summary(user_id=user_id, key_id=key_id, model=model, since_ms=since_ms,
+                                       until_ms=until_ms)
+
+    @api.get("/accounts", summary="Upstream accounts (never their credentials)")
+    async def accounts(ops: Ops) -> list[dict]:
+        return await ops.list_accounts()
+
+    @api.post("/accounts", status_code=201, summary="Add an upstream account")
+    async def add_account(body: AccountIn, ops: Ops) -> dict:
+        account_id = await ops.add_account(
+            body.name, body.api_key, base_url=body.base_url, models=body.models, priority=body.priority,
+            weight=body.weight, rpm=body.rpm, concurrency=body.concurrency)
+        return {"id": account_id, "name": body.name}
+
+    @api.patch("/accounts/{name}", summary="Enable, disable or change an upstream account")
+    async def patch_account(name: str, body: AccountPatch, ops: Ops) -> dict:
+        values = body.model_dump(exclude_none=True)
+        if "enabled" in values:
+            values["disabled_reason"] = None if values["enabled"] else "disabled by operator"
+        await ops.update_account(name, **values)
+        return {"name": name}
+
+    return api

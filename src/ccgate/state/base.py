@@ -8,6 +8,10 @@ from typing import Protocol
 MINUTE = 60
 
 
+class StateUnavailable(Exception):
+    """The shared state (Redis) cannot be reached; the caller may fall back to per-process limits."""
+
+
 @dataclass(slots=True)
 class Limits:
     """A key's limits in force (None is unlimited) and what this request claims against them."""

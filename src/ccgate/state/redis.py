@@ -1,0 +1,470 @@
+"""Admission state in Redis: the same limits as MemoryState, exact across every process on every host.
+
+Each admission is one Lua script run, so one round trip: it checks credit, token budget, RPM and
+concurrency in that order and, when all pass, applies them at once, on the Redis server's clock so
+that hosts with skewed clocks agree.  A lease, and the token reservation and credit hold it carries,
+is a claim with an expiry that the holding process renews; a process killed with -9 stops renewing
+and everything it held comes back after `lease_ttl` seconds.
+
+Keys (K a key id, U a user id, every name after `prefix`):
+
+    balance:U   string  prepaid balance in micro-dollars; no expiry, Redis is its live authority
+    holds:U     zset    lease id -> expiry (ms) of the user's leases that hold credit
+    held:U      hash    lease id -> micro-dollars it holds
+    tokens:K    hash    minute -> tokens used; expires when its last write leaves the window
+    leases:K    zset    lease id -> expiry (ms) of the key's requests in flight
+    reserved:K  hash    lease id -> tokens it reserves against the budget
+    requests:K  zset    lease id -> admission time (ms), the RPM log; expires a minute after the last
+
+A lease id is `U.<random>`, so a renewal finds the user's hold from the lease alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ccgate.state.base import Decision, Limits, Meter, Settlement, Standing, StateUnavailable
+
+log = logging.getLogger("ccgate.state.redis")
+
+# Helpers every script starts with.  A claim set is a sorted set of lease ids scored by expiry plus
+# a hash of what each lease holds; the hash only lists leases holding more than nothing.
+LIBRARY = """
+-- The Redis server's clock in milliseconds.
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Let a key live at least `ms` more milliseconds, never shortening what another writer set.
+local function keep(key, ms)
+  if redis.call('PTTL', key) < ms then
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+
+-- Forget the claims whose expiry has passed, with what they held.
+local function prune(claims, amounts, now)
+  for _, lease in ipairs(redis.call('ZRANGE', claims, '-inf', now, 'BYSCORE')) do
+    redis.call('HDEL', amounts, lease)
+  end
+  redis.call('ZREMRANGEBYSCORE', claims, '-inf', now)
+end
+
+-- What the claims of a hash hold together.
+local function total(amounts)
+  local sum = 0
+  for _, amount in ipairs(redis.call('HVALS', amounts)) do
+    sum = sum + tonumber(amount)
+  end
+  return sum
+end
+
+-- The token window's one-minute buckets {minute, tokens}, oldest first, after deleting those the
+-- window has left.
+local function buckets(tokens, now, window)
+  local oldest = math.floor((now / 1000 - window) / 60)
+  local live = {}
+  local flat = redis.call('HGETALL', tokens)
+  for i = 1, #flat, 2 do
+    local minute = tonumber(flat[i])
+    if minute <= oldest then
+      redis.call('HDEL', tokens, flat[i])
+    else
+      table.insert(live, {minute, tonumber(flat[i + 1])})
+    end
+  end
+  table.sort(live, function(a, b) return a[1] < b[1] end)
+  return live
+end
+
+local function tokens_in(live)
+  local sum = 0
+  for _, bucket in ipairs(live) do
+    sum = sum + bucket[2]
+  end
+  return sum
+end
+"""
+
+# The scripts about one request take the same keys: its user's, then its key's.
+REQUEST_KEYS = """
+local balance, holds, held, tokens, leases, reserved, requests = unpack(KEYS)
+"""
+
+ADMIT = """
+-- Admit a request: credit, token budget, RPM, concurrency, in that order; apply all or nothing.
+-- ARGV: lease id, hold ('' when postpaid), token budget, window seconds, tokens to reserve,
+--       rpm, concurrency (0 is unlimited), lease ttl ms.
+-- Returns {1, meters} or {0, limit, retry after ms or nil, detail as a flat key/value list}.
+local lease, hold = ARGV[1], tonumber(ARGV[2])
+local budget, window, reserve = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rpm, concurrency, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local now = now_ms()
+local meters = {}
+
+-- How long until buckets holding at least `excess` tokens have left the window.
+local function until_free(live, excess)
+  local freed = 0
+  for _, bucket in ipairs(live) do
+    freed = freed + bucket[2]
+    if freed >= excess then
+      return math.max((bucket[1] + 1) * 60000 + window * 1000 - now, 1000)
+    end
+  end
+  return window * 1000
+end
+
+local function claim(claims, amounts, amount)
+  redis.call('ZADD', claims, now + ttl, lease)
+  if amount > 0 then
+    redis.call('HSET', amounts, lease, amount)
+  end
+  keep(claims, ttl)
+  keep(amounts, ttl)
+end
+
+if hold then
+  prune(holds, held, now)
+  local available = (tonumber(redis.call('GET', balance)) or 0) - total(held)
+  if hold > available then
+    return {0, 'credit', false, {'needed_micro', hold, 'available_micro', math.max(available, 0)}}
+  end
+end
+
+prune(leases, reserved, now)
+if budget > 0 then
+  local live = buckets(tokens, now, window)
+  local used = tokens_in(live) + total(reserved)
+  if used + reserve > budget then
+    return {0, 'token_budget', until_free(live, used + reserve - budget),
+            {'used', used, 'needed', reserve, 'budget', budget}}
+  end
+  local oldest = live[1] and live[1][1] or math.floor(now / 60000)
+  table.insert(meters, {'tokens', budget, budget - used - reserve, (oldest + 1) * 60000 + window * 1000})
+end
+
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', requests, '-inf', now - 60000)
+  local count = redis.call('ZCARD', requests)
+  local first = tonumber(redis.call('ZRANGE', requests, 0, 0, 'WITHSCORES')[2]) or now
+  if count >= rpm then
+    return {0, 'rpm', first + 60000 - now, {'rpm', rpm}}
+  end
+  table.insert(meters, {'requests', rpm, rpm - count - 1, first + 60000})
+end
+
+local in_flight = redis.call('ZCARD', leases)
+if concurrency > 0 then
+  if in_flight >= concurrency then
+    return {0, 'concurrency', 1000, {'concurrency', concurrency}}
+  end
+  table.insert(meters, {'concurrency', concurrency, concurrency - in_flight - 1, now + 1000})
+end
+
+claim(leases, reserved, reserve)
+if hold then
+  claim(holds, held, hold)
+end
+if rpm > 0 then
+  redis.call('ZADD', requests, now, lease)
+  keep(requests, 60000)
+end
+return {1, meters}
+"""
+
+COMMIT = """
+-- Apply a committed request's real use.  ARGV: cost ('' when postpaid), tokens used, window
+-- seconds ('' when the key has no budget).
+local cost, used, window = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local live = tonumber(redis.call('GET', balance))
+if cost and live then
+  -- Only a balance Redis already holds; never below zero, as the database debits it.
+  redis.call('SET', balance, math.max(live - cost, 0))
+end
+if window then
+  redis.call('HINCRBY', tokens, math.floor(now_ms() / 60000), used)
+  keep(tokens, (window + 60) * 1000)
+end
+"""
+
+RELEASE = """
+-- Give a lease back: the key's slot and reservation, the user's hold.  ARGV: lease id.
+-- A lease that expired meanwhile was already pruned with what it held, so nothing is freed twice.
+for _, claims in ipairs({{leases, reserved}, {holds, held}}) do
+  redis.call('ZREM', claims[1], ARGV[1])
+  redis.call('HDEL', claims[2], ARGV[1])
+end
+"""
+
+STANDING = """
+-- A key's and its user's standing.  ARGV: window seconds.
+-- Returns {tokens used, ms until the oldest bucket leaves or nil, requests in the last minute,
+--          leases in flight, balance or nil, credit held}.
+local window = tonumber(ARGV[1])
+local now = now_ms()
+local live = buckets(tokens, now, window)
+local reset_in = live[1] and (live[1][1] + 1) * 60000 + window * 1000 - now or false
+prune(holds, held, now)
+return {tokens_in(live), reset_in, redis.call('ZCOUNT', requests, '(' .. (now - 60000), '+inf'),
+        redis.call('ZCOUNT', leases, '(' .. now, '+inf'), redis.call('GET', balance), total(held)}
+"""
+
+RENEW = """
+-- Extend live leases by the ttl; a lease already past its expiry stays expired.
+-- KEYS: four a lease (its key's leases and reserved, its user's holds and held).
+-- ARGV: ttl ms, then the lease ids.  Returns how many were renewed.
+local ttl = tonumber(ARGV[1])
+local now = now_ms()
+local renewed = 0
+for i = 2, #ARGV do
+  local lease, base = ARGV[i], (i - 2) * 4
+  local expiry = tonumber(redis.call('ZSCORE', KEYS[base + 1], lease))
+  if expiry and expiry > now then
+    redis.call('ZADD', KEYS[base + 1], 'XX', now + ttl, lease)
+    redis.call('ZADD', KEYS[base + 3], 'XX', now + ttl, lease)
+    for j = 1, 4 do
+      keep(KEYS[base + j], ttl)
+    end
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+ADJUST = """
+-- Add ARGV[1] to the balance KEYS[1] if Redis holds it and return it; an absent one is loaded from
+-- the database later.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
+class UserKeys(NamedTuple):
+    balance: str
+    holds: str
+    held: str
+
+
+class KeyKeys(NamedTuple):
+    tokens: str
+    leases: str
+    reserved: str
+    requests: str
+
+
+class Pending(NamedTuple):
+    """A script run scheduled by commit or release."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[str | int]
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """Turn the client's connection failures into StateUnavailable."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StateUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+def seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def user_of(lease_id: str) -> int:
+    return int(lease_id.split(".", 1)[0])
+
+
+def decision_of(reply: list, lease_id: str) -> Decision:
+    """The admission script's reply as a Decision."""
+    if reply[0] == 1:
+        meters = [Meter(name, limit, remaining, reset_ms / 1000) for name, limit, remaining, reset_ms in reply[1]]
+        return Decision(True, lease_id=lease_id, meters=meters)
+    _, refused_by, retry_ms, detail = reply
+    return Decision(False, refused_by=refused_by, retry_after=seconds(retry_ms),
+                    detail=dict(zip(detail[::2], detail[1::2])))
+
+
+class RedisState:
+    """Sliding request logs, leases, token windows, balances and holds, shared through Redis.
+
+    commit and release never block: they schedule their script runs on one queue, drained by one
+    task in pipelines, so a release is never applied before the commit that preceded it; `flush`
+    waits for them.  `start_heartbeat` renews this process's leases until `stop`.
+    """
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "ccgate:",
+                 lease_ttl: float = 120.0, timeout: float = 1.0) -> None:
+        # One immediate retry rides over a connection dropped by a restart; a dead server fails fast.
+        self._redis = Redis.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                     socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
+        self.prefix = prefix
+        self._ttl_ms = round(lease_ttl * 1000)
+        self._admit, self._commit, self._release, self._standing = (
+            self._redis.register_script(LIBRARY + REQUEST_KEYS + body) for body in (ADMIT, COMMIT, RELEASE, STANDING))
+        self._renew = self._redis.register_script(LIBRARY + RENEW)
+        self._adjust = self._redis.register_script(ADJUST)
+        self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
+        self._pending: asyncio.Queue[Pending] = asyncio.Queue()
+        self._failed = 0  # scheduled runs that could not be applied since the last flush
+        self._drainer: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
+
+    # -- admission -------------------------------------------------------------------------------
+
+    async def admit(self, limits: Limits) -> Decision:
+        lease_id = f"{limits.user_id}.{secrets.token_hex(8)}"
+        hold = "" if limits.hold_micro is None else limits.hold_micro
+        with reachable():
+            reply = await self._admit(self._keys(limits.user_id, limits.key_id), [
+                lease_id, hold, limits.token_budget or 0, limits.window_seconds, limits.reserve_tokens,
+                limits.rpm or 0, limits.concurrency or 0, self._ttl_ms])
+        decision = decision_of(reply, lease_id)
+        if decision.admitted:
+            self._mine[lease_id] = limits.key_id
+        return decision
+
+    def commit(self, settlement: Settlement) -> None:
+        """Schedule a committed request's real use: its cost off the balance, its tokens into the window."""
+        cost = "" if settlement.hold_micro is None else settlement.cost_micro
+        window = settlement.window_seconds or ""
+        self._schedule(self._commit, settlement, [cost, settlement.tokens_used, window])
+
+    def release(self, settlement: Settlement) -> None:
+        """Schedule giving the lease, the token reservation and the credit hold back."""
+        self._mine.pop(settlement.lease_id, None)
+        self._schedule(self._release, settlement, [settlement.lease_id])
+
+    async def flush(self) -> None:
+        """Wait until every scheduled commit and release is applied; raise if any could not be."""
+        await self._pending.join()
+        failed, self._failed = self._failed, 0
+        if failed:
+            raise StateUnavailable(f"{failed} scheduled commits and releases could not be applied")
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    async def renew(self, leases: list[tuple[str, str]]) -> int:
+        """Extend the live ones of these (key id, lease id) leases by the TTL; how many were live."""
+        if not leases:
+            return 0
+        keys = [name for key_id, lease_id in leases for name in self._lease_keys(key_id, lease_id)]
+        with reachable():
+            return await self._renew(keys, [self._ttl_ms, *(lease_id for _, lease_id in leases)])
+
+    def start_heartbeat(self) -> None:
+        """Renew this process's leases every third of their TTL, until stop()."""
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="redis-state-heartbeat")
+
+    async def stop(self) -> None:
+        """Stop the heartbeat, apply what is scheduled, and close the connections."""
+        await cancel(self._heartbeat)
+        try:
+            await self.flush()
+        finally:
+            await cancel(self._drainer)
+            self._heartbeat = self._drainer = None
+            await self._redis.aclose()
+
+    # -- reporting and configuration -------------------------------------------------------------
+
+    async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing:
+        with reachable():
+            reply = await self._standing(self._keys(user_id, key_id), [window_seconds])
+        tokens_used, reset_ms, requests, in_flight, balance, held = reply
+        return Standing(tokens_used=tokens_used, tokens_reset_in=seconds(reset_ms),
+                        requests_last_minute=requests, in_flight=in_flight,
+                        balance_micro=None if balance is None else int(balance), held_micro=held)
+
+    async def set_balances(self, balances: dict[int, int | None]) -> None:
+        """Load the database's prepaid balances Redis does not hold yet; once loaded, Redis is their
+        live authority and commits and adjust_balance keep it current."""
+        await self._pending.join()  # this process's debits land before any balance that includes them
+        with reachable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id, balance in balances.items():
+                    if balance is not None:
+                        pipe.set(self._user(user_id).balance, balance, nx=True)
+                await pipe.execute()
+
+    async def adjust_balance(self, user_id: int, delta_micro: int) -> int | None:
+        """Apply a credit change made through ops (a grant, a redeemed code) to the live balance at once;
+        the new balance, or None when Redis holds none yet (the database's figure loads later)."""
+        with reachable():
+            return await self._adjust([self._user(user_id).balance], [delta_micro])
+
+    # -- inside ----------------------------------------------------------------------------------
+
+    def _user(self, user_id: int) -> UserKeys:
+        return UserKeys(*(f"{self.prefix}{kind}:{user_id}" for kind in UserKeys._fields))
+
+    def _key(self, key_id: str) -> KeyKeys:
+        return KeyKeys(*(f"{self.prefix}{kind}:{key_id}" for kind in KeyKeys._fields))
+
+    def _keys(self, user_id: int, key_id: str) -> list[str]:
+        """The keys every per-request script takes, in REQUEST_KEYS' order."""
+        return [*self._user(user_id), *self._key(key_id)]
+
+    def _lease_keys(self, key_id: str, lease_id: str) -> tuple[str, str, str, str]:
+        key, user = self._key(key_id), self._user(user_of(lease_id))
+        return key.leases, key.reserved, user.holds, user.held
+
+    def _schedule(self, script: AsyncScript, settlement: Settlement, args: list[str | int]) -> None:
+        self._pending.put_nowait(Pending(script, self._keys(settlement.user_id, settlement.key_id), args))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="redis-state-drain")
+
+    async def _drain(self) -> None:
+        """Apply scheduled runs in order, all that have gathered in one pipeline."""
+        while True:
+            batch = [await self._pending.get()]
+            while not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._apply(batch)
+            except Exception:  # one failed batch must not stop the ones after it
+                self._failed += len(batch)
+                log.exception("%d commits and releases could not be applied to Redis", len(batch))
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    async def _apply(self, batch: list[Pending]) -> None:
+        with reachable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for run in batch:
+                    await run.script(run.keys, run.args, client=pipe)
+                await pipe.execute()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            try:
+                await self.renew([(key_id, lease_id) for lease_id, key_id in self._mine.items()])
+            except StateUnavailable as exc:
+                log.warning("could not renew %d leases: %s", len(self._mine), exc)
+
+
+async def cancel(task: asyncio.Task | None) -> None:
+    """Cancel a background task and wait for it to end."""
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

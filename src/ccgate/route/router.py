@@ -1,10 +1,19 @@
-"""Choosing an upstream account for a request, and keeping score of each account's health."""
+"""Choosing an upstream account for a request, and keeping score of each account's health.
+
+Order of choice: the session's account (see route.shared) if it can serve; otherwise the best
+priority tier, and within it the account with the least load per unit of weight,
+scaled by the headroom its own rate-limit headers report.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from ccgate.route.pool import Account, AccountPool
 
@@ -15,17 +24,26 @@ RATE_LIMIT_CAP = 30 * 60.0
 OVERLOAD_COOLDOWN = 5.0
 FAILURE_BASE = 2.0
 FAILURE_CAP = 300.0
+MIN_HEADROOM = 0.05
 
 
 @dataclass(slots=True)
 class Health:
-    """What the router has learned about one account in this process."""
+    """What this process has learned about one account."""
 
-    cooldown_until: float = 0.0
+    cooldown_until: float = 0.0  # epoch seconds
     cause: str | None = None
     consecutive_failures: int = 0
     last_error: str | None = None
+    last_error_at: float | None = None
     in_flight: int = 0
+    recent: deque = field(default_factory=deque)  # start times of the last minute's requests
+    headroom: float = 1.0  # the smallest remaining/limit fraction upstream reported
+
+    def requests_last_minute(self, now: float) -> int:
+        while self.recent and self.recent[0] <= now - 60:
+            self.recent.popleft()
+        return len(self.recent)
 
 
 def cooldown_for(cause: str, consecutive_failures: int, retry_after: float | None) -> float:
@@ -37,56 +55,153 @@ def cooldown_for(cause: str, consecutive_failures: int, retry_after: float | Non
     return min(FAILURE_BASE * 2 ** max(consecutive_failures - 1, 0), FAILURE_CAP)
 
 
+def headroom_of(headers) -> float | None:
+    """The tightest remaining/limit fraction among the upstream's anthropic-ratelimit-* headers."""
+    fractions = []
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        try:
+            limit = float(headers[f"anthropic-ratelimit-{kind}-limit"])
+            remaining = float(headers[f"anthropic-ratelimit-{kind}-remaining"])
+        except (KeyError, ValueError):
+            continue
+        if limit > 0:
+            fractions.append(remaining / limit)
+    return min(fractions) if fractions else None
+
+
+def rate_limit_wait(headers) -> float | None:
+    """Seconds to wait on a 429: `retry-after`, else the soonest anthropic-ratelimit-*-reset."""
+    try:
+        return float(headers["retry-after"])
+    except (KeyError, ValueError):
+        pass
+    now, waits = time.time(), []
+    for name, value in headers.items():
+        if name.lower().startswith("anthropic-ratelimit-") and name.lower().endswith("-reset"):
+            try:
+                waits.append(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now)
+            except ValueError:
+                continue
+    positive = [wait for wait in waits if wait > 0]
+    return min(positive) if positive else None
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    account: Account
+    moved: bool  # the session was stuck to another account the gateway could not use
+
+
 class Router:
-    """Picks healthy accounts, best priority first and least loaded within a tier."""
+    """Picks accounts and learns from their answers (and from other processes' cooldowns)."""
 
     def __init__(self) -> None:
         self.pool = AccountPool([])
         self.health: dict[int, Health] = {}
+        # Told of every cooldown this process decides (to share it with other processes).
+        self.on_cooldown: Callable[[int, float, str, str], None] | None = None
 
-    def _health(self, account: Account) -> Health:
+    def set_pool(self, pool: AccountPool) -> None:
+        """Take a reloaded pool; an account that (re)appears, such as one an operator enabled again,
+        starts with a clean record."""
+        known = {account.id for account in self.pool.accounts}
+        for account in pool.accounts:
+            if account.id not in known:
+                self.health.pop(account.id, None)
+        self.pool = pool
+
+    def health_of(self, account: Account) -> Health:
         health = self.health.get(account.id)
         if health is None:
             health = self.health[account.id] = Health()
         return health
 
-    def pick(self, model_id: str, aliases: tuple[str, ...], exclude: set[int]) -> Account | None:
-        now = time.monotonic()
-        best: Account | None = None
-        best_rank: tuple[int, int] | None = None
-        for account in self.pool.candidates(model_id, aliases):
-            health = self._health(account)
-            if account.id in exclude or health.cooldown_until > now:
-                continue
-            rank = (-account.priority, health.in_flight)
-            if best_rank is None or rank < best_rank:
-                best, best_rank = account, rank
-        return best
+    def _usable(self, account: Account, now: float) -> bool:
+        health = self.health_of(account)
+        if health.cooldown_until > now:
+            return False
+        if account.concurrency and health.in_flight >= account.concurrency:
+            return False
+        return not (account.rpm and health.requests_last_minute(now) >= account.rpm)
 
-    def seconds_until_recovery(self, model_id: str, aliases: tuple[str, ...]) -> float | None:
-        """How long until the first cooling account serving this model is back; None if there is none."""
-        now = time.monotonic()
-        waits = [self._health(a).cooldown_until - now for a in self.pool.candidates(model_id, aliases)]
-        waits = [wait for wait in waits if wait > 0]
-        return min(waits) if waits else None
+    def pick(self, model_id: str, aliases: tuple[str, ...], exclude: set[int], stuck: int | None) -> Choice | None:
+        """The session's account (`stuck`) if it can serve, else the best in the top usable tier."""
+        now = time.time()
+        serving = self.pool.candidates(model_id, aliases)
+        candidates = [a for a in serving if a.id not in exclude and self._usable(a, now)]
+        for account in candidates:
+            if account.id == stuck:
+                return Choice(account, moved=False)
+        if not candidates:
+            return None
+        tier = max(account.priority for account in candidates)
+        best = [a for a in candidates if a.priority == tier]
+        scores = {a.id: (self.health_of(a).in_flight + 1) / (a.weight * max(self.health_of(a).headroom, MIN_HEADROOM))
+                  for a in best}
+        lowest = min(scores.values())
+        account = random.choice([a for a in best if scores[a.id] == lowest])
+        # Moved: the session's account serves this model (and holds its prompt cache) but could not take it.
+        return Choice(account, moved=any(a.id == stuck for a in serving))
+
+    def why_none(self, model_id: str, aliases: tuple[str, ...]) -> tuple[int, float | None]:
+        """Why no account could take a request: 429 when serving accounts are only at their own
+        limits, else 503; with the soonest wait."""
+        now = time.time()
+        accounts = self.pool.candidates(model_id, aliases)
+        cooling = [self.health_of(a).cooldown_until - now for a in accounts if self.health_of(a).cooldown_until > now]
+        if accounts and len(cooling) < len(accounts):
+            return 429, 1.0
+        return 503, min(cooling) if cooling else None
+
+    # -- what the pipeline reports ---------------------------------------------------------------
 
     def begin(self, account: Account) -> None:
-        self._health(account).in_flight += 1
+        health = self.health_of(account)
+        health.in_flight += 1
+        health.recent.append(time.time())
 
     def end(self, account: Account) -> None:
-        self._health(account).in_flight -= 1
+        self.health_of(account).in_flight -= 1
 
-    def succeeded(self, account: Account) -> None:
-        health = self._health(account)
+    def succeeded(self, account: Account, headers) -> None:
+        health = self.health_of(account)
         health.consecutive_failures = 0
         health.cause = None
+        if (headroom := headroom_of(headers)) is not None:
+            health.headroom = headroom
 
     def failed(self, account: Account, cause: str, message: str, retry_after: float | None = None) -> float:
         """Cool the account down for this cause; returns the cooldown in seconds."""
-        health = self._health(account)
+        health = self.health_of(account)
         health.consecutive_failures += 1
         seconds = cooldown_for(cause, health.consecutive_failures, retry_after)
-        health.cooldown_until = time.monotonic() + seconds
-        health.cause, health.last_error = cause, message
-        log.warning("account %s cooling down %.1fs: %s (%s)", account.name, seconds, cause, message)
+        now = time.time()
+        health.cooldown_until = now + seconds
+        health.cause, health.last_error, health.last_error_at = cause, message, now
+        log.warning("account %s: %s, cooling down %.1fs (%s)", account.name, cause, seconds, message)
+        if self.on_cooldown is not None:
+            self.on_cooldown(account.id, health.cooldown_until, cause, message)
         return seconds
+
+    def learn(self, account_id: int, until: float, cause: str, message: str) -> None:
+        """A cooldown another process decided: kept if it ends later than what this one knows."""
+        health = self.health.setdefault(account_id, Health())
+        if until > health.cooldown_until:
+            health.cooldown_until, health.cause = until, cause
+            health.last_error, health.last_error_at = message, time.time()
+
+    def snapshot(self) -> list[dict]:
+        """Each account's health as rows of account_status, for operators and the CLI."""
+        now = time.time()
+        rows = []
+        for account in self.pool.accounts:
+            health = self.health_of(account)
+            rows.append({
+                "account_id": account.id,
+                "cooldown_until_ms": int(health.cooldown_until * 1000) if health.cooldown_until > now else None,
+                "cause": health.cause if health.cooldown_until > now else None,
+                "last_error": health.last_error,
+                "last_error_ms": int(health.last_error_at * 1000) if health.last_error_at else None,
+                "in_flight": health.in_flight, "requests_last_minute": health.requests_last_minute(now),
+            })
+        return rows

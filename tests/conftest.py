@@ -11,6 +11,15 @@ from harness import Gateway, Simulator
 _emails = itertools.count(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def deployment_services():
+    """PostgreSQL and Redis of a scaled run, stopped once the session ends."""
+    yield
+    from services import Deployment
+
+    Deployment.stop_shared()
+
+
 @pytest.fixture(scope="session")
 def sim():
     simulator = Simulator().start()

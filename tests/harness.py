@@ -89,15 +89,27 @@ class Simulator:
         return self.call("GET", "/_sim/stats")
 
 
+SCALED = os.environ.get("CCGATE_TEST_DEPLOYMENT") == "scaled"
+SCALED_WORKERS = 3
+
+
 @dataclass
 class Gateway:
-    """`ccgate serve` in its own process, with its own data directory."""
+    """`ccgate serve` with its own data directory: one process on SQLite, or, when the suite runs with
+    CCGATE_TEST_DEPLOYMENT=scaled, three worker processes on PostgreSQL and Redis of their own."""
 
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    workers: int = SCALED_WORKERS if SCALED else 1
+
+    def __post_init__(self) -> None:
+        if SCALED and "CCGATE_DATABASE_URL" not in self.extra_env:
+            from services import Deployment
+
+            self.extra_env = {**Deployment.shared().gateway_env(), **self.extra_env}
 
     @property
     def url(self) -> str:
@@ -119,9 +131,12 @@ class Gateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([*CCGATE, "serve", "--port", str(self.port)], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*CCGATE, "serve", "--port", str(self.port), "--workers", str(self.workers)], env=self.env,
+            stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.process)
+        with urllib.request.urlopen(self.url + "/healthz", timeout=30):  # a worker is serving
+            pass
         return self
 
     def stop(self) -> None:
@@ -139,6 +154,8 @@ class Gateway:
         key = self.cli("keys", "create", email, *extra).stdout.strip().splitlines()[-1]
         if self.process is not None:
             self.wait_until_key_works(key)
+            if self.workers > 1:  # one worker knows it; the others reload within the same interval
+                self.wait_reload()
         return key
 
     def wait_until_key_works(self, key: str, timeout: float = 5.0) -> None:
@@ -157,6 +174,20 @@ class Gateway:
 
     def add_account(self, name: str, api_key: str, base_url: str, *extra: str) -> None:
         self.cli("accounts", "add", name, "--api-key", api_key, "--base-url", base_url, *extra)
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of a read-only SQL query on this gateway's database, SQLite or PostgreSQL."""
+        url = self.extra_env.get("CCGATE_DATABASE_URL")
+        if url is None:
+            import sqlite3
+
+            with sqlite3.connect(self.data_dir / "ccgate.sqlite3") as db:
+                return db.execute(sql.replace("%s", "?"), params).fetchall()
+        from services import Deployment
+
+        literal = sql % tuple("'" + str(p).replace("'", "''") + "'" for p in params)
+        return [tuple(int(v) if v.lstrip("-").isdigit() else v for v in row)
+                for row in Deployment.shared().postgres.psql(url.rsplit("/", 1)[1], literal)]
 
     def wait_reload(self) -> None:
         """Long enough for a running server to see an admin change (the reload interval is 0.2 s)."""

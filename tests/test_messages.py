@@ -143,12 +143,14 @@ def test_tool_use_round_trip(client):
 
 def test_prompt_caching_second_call_reads_the_cache_and_costs_less(gateway, api_key, client):
     context = " ".join(f"fact{i} is the number {i}." for i in range(600))
-    messages = [{"role": "user", "content": [
-        {"type": "text", "text": context, "cache_control": {"type": "ephemeral"}},
-        {"type": "text", "text": "Which fact is 42?"},
-    ]}]
-    first = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=messages)
-    second = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=messages)
+    def ask(question: str) -> list[dict]:
+        return [{"role": "user", "content": [
+            {"type": "text", "text": context, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": question},
+        ]}]
+
+    first = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=ask("Which fact is 42?"))
+    second = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=ask("And which is 43?"))
     assert first.usage.cache_creation_input_tokens > 1024
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
     first_usage = usage_of(gateway, api_key, first._request_id)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import socket
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -43,10 +42,8 @@ def key_status(gateway, key: str) -> dict:
 
 
 def balance_and_ledger(gateway, email: str) -> tuple[int, int]:
-    with sqlite3.connect(gateway.data_dir / "ccgate.sqlite3") as db:
-        user_id, balance = db.execute("select id, balance_micro from users where email = ?", (email,)).fetchone()
-        (ledger_total,) = db.execute("select coalesce(sum(amount_micro), 0) from ledger where user_id = ?",
-                                     (user_id,)).fetchone()
+    [(user_id, balance)] = gateway.query("select id, balance_micro from users where email = %s", email)
+    [(ledger_total,)] = gateway.query("select coalesce(sum(amount_micro), 0) from ledger where user_id = %s", user_id)
     return balance, ledger_total
 
 
@@ -141,10 +138,9 @@ def test_client_hang_up_mid_stream_frees_the_lease_and_cancels_upstream(slow_sta
 
 def test_token_budget_refuses_with_the_seed_message_and_key_status_adds_up(gateway, email):
     key = gateway.new_key(email, "--token-budget", "2600", "--window", "5h")
-    body = message_body(max_tokens=400, text="[[sim:tokens=300]]")
     ids = []
     while True:
-        status, headers, payload = post(gateway, key, body)
+        status, headers, payload = post(gateway, key, message_body(max_tokens=400, text=f"[[sim:tokens=300]] {len(ids)}"))
         if status != 200:
             break
         ids.append(headers["request-id"])

@@ -313,15 +313,19 @@ async def test_a_debit_without_a_live_balance_is_left_to_the_database(make_redis
     assert (await state.standing("key-1", 3, WINDOW)).balance_micro == 700
 
 
-async def test_a_balance_adjustment_reaches_every_process(make_redis):
+async def test_a_credit_entry_reaches_every_process_exactly_once(make_redis):
     one, two = make_redis(), make_redis()
-    assert await one.adjust_balance(1, 500) is None  # nothing live yet: the database's figure loads later
+    await one.apply_credits([(5, 1, 500)])  # nothing live yet: the database's figure loads later
     assert (await two.standing("key-1", 1, WINDOW)).balance_micro is None
 
-    await one.set_balances({1: 100})
-    assert await one.adjust_balance(1, 500) == 600
-    assert (await two.standing("key-1", 1, WINDOW)).balance_micro == 600
-    assert (await two.admit(limits(hold=600))).admitted
+    await one.set_balances({1: 100}, credited_through=5)  # a figure that includes entries up to 5
+    await two.apply_credits([(5, 1, 500)])
+    assert (await two.standing("key-1", 1, WINDOW)).balance_micro == 100, "entry 5 is in the figure already"
+
+    await one.apply_credits([(7, 1, 500), (6, 1, -50)])
+    await two.apply_credits([(6, 1, -50), (7, 1, 500)])  # the other process sees the same entries
+    assert (await two.standing("key-1", 1, WINDOW)).balance_micro == 550
+    assert (await two.admit(limits(hold=550))).admitted
 
 
 async def test_idle_keys_expire(make_redis, redis_url):
@@ -351,7 +355,7 @@ async def test_every_method_raises_state_unavailable_when_redis_is_away(tmp_path
     server.stop()
 
     for call in (state.admit(claim), state.standing("key-1", 1, WINDOW), state.set_balances({1: 5}),
-                 state.adjust_balance(1, 5), state.renew([(claim.key_id, decision.lease_id)])):
+                 state.apply_credits([(1, 1, 5)]), state.renew([(claim.key_id, decision.lease_id)])):
         with pytest.raises(StateUnavailable):
             await call
     finish(state, claim, decision)  # scheduling never raises nor blocks...

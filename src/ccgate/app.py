@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ccgate import metrics
 from ccgate.billing.catalog import Catalog
+from ccgate.cache.policy import CachePolicy
+from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.prices import ModelPrice
 from ccgate.call import Call
@@ -25,17 +34,22 @@ from ccgate.http import chat, messages, meta
 from ccgate.http.admin import create_admin_api
 from ccgate.http.errors import encode_error
 from ccgate.http.pipeline import Pipeline
+from ccgate.http.web import create_web_app
 from ccgate.ops import Operations
 from ccgate.relay.client import UpstreamClient
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
+from ccgate.route.shared import HealthBroadcast, MemorySticky, RedisSticky
 from ccgate.state.memory import MemoryState
+from ccgate.state.redis import RedisState
+from ccgate.state.resilient import ResilientState
 from ccgate.store import repo
-from ccgate.store.db import create_engine, migrate_async
+from ccgate.store.db import create_engine
 
 log = logging.getLogger("ccgate")
 
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
+STATUS_REFRESH = 5.0  # seconds between reports when nothing changed, so a live process stays counted
 
 
 def credential(request: Request) -> str | None:
@@ -57,9 +71,23 @@ class Gateway:
         self.box = SecretBox(settings.server_secret())
         self.engine = create_engine(settings.database_url)
         self.ops = Operations(self.engine, self.box, settings)
-        self.writer = LedgerWriter(self.engine)
+        self.writer = LedgerWriter(self.engine, on_failure=lambda error: self._database_is(False, error))
         self.router = Router()
-        self.state = MemoryState()
+        self._credited_through = 0
+        self.redis: Redis | None = None
+        self.broadcast: HealthBroadcast | None = None
+        if settings.redis_url:
+            self.redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            prefix = settings.redis_prefix
+            self.state = ResilientState(
+                RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),
+                on_recovery=self._reload_balances)
+            self.sticky = RedisSticky(self.redis, prefix + "sticky:")
+            self.broadcast = HealthBroadcast(self.redis, settings.redis_url, self.router, prefix + "health")
+            self.router.on_cooldown = self.broadcast.publish
+        else:
+            self.state = MemoryState()
+            self.sticky = MemorySticky()
         self.gate = Gate(self.state, Defaults(
             rpm=settings.default_rpm, concurrency=settings.default_concurrency,
             token_budget=settings.default_token_budget, window_seconds=parse_duration(settings.default_window),
@@ -71,20 +99,33 @@ class Gateway:
             idle_timeout=settings.idle_timeout,
         )
         self.pipeline = Pipeline(self)
+        self.cache_policy = CachePolicy(settings.cache)
+        self.cache = (RedisResponseStore(self.redis, settings.redis_prefix + "cache:") if self.redis is not None
+                      else MemoryResponseStore(settings.cache.max_bytes))
+        self.database_up = True
+        self.process = f"{socket.gethostname()}:{os.getpid()}"  # names this process's account health reports
         self.version = -1
         self._watcher: asyncio.Task | None = None
 
     async def start(self) -> None:
-        await migrate_async(self.settings.database_url)
+        """Start serving a database the CLI has migrated already (so N workers never race to migrate)."""
         self.writer.start()
         await self.reload()
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
+        if isinstance(self.state, ResilientState):
+            self.state.shared.start_heartbeat()
+            self.broadcast.start()
+        metrics.DATABASE_UP.set(1)
 
     async def stop(self) -> None:
         if self._watcher:
             self._watcher.cancel()
         await self.writer.stop()
         await self.upstream.close()
+        if isinstance(self.state, ResilientState):
+            await self.broadcast.stop()
+            await self.state.close()
+            await self.redis.aclose()
         await self.engine.dispose()
 
     async def reload(self) -> None:
@@ -94,26 +135,63 @@ class Gateway:
             keys = await KeyDirectory.load(conn)
             catalog = await Catalog.load(conn)
             pool = await AccountPool.load(conn, self.box)
-        self.keys, self.catalog, self.router.pool, self.version = keys, catalog, pool, version
+        self.keys, self.catalog, self.version = keys, catalog, version
+        self.router.set_pool(pool)
         await self.writer.exclusive(self._refresh_balances)
 
     async def _refresh_balances(self) -> None:
-        """Prepaid balances as committed; run between ledger commits so no debit is counted twice."""
+        """Prepaid balances as committed, read in one snapshot with the newest ledger entry they include
+        and the credits made since the last refresh; run between ledger commits so no debit of this
+        process is counted twice."""
         async with self.engine.connect() as conn:
-            balances = await repo.prepaid_balances(conn)
-        await self.state.set_balances(balances)
+            if conn.dialect.name == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                balances = await repo.prepaid_balances(conn)
+                through = await repo.last_ledger_id(conn)
+                credits = await repo.credits_after(conn, self._credited_through)
+        await self.state.set_balances(balances, through)
+        await self.state.apply_credits(credits)
+        self._credited_through = through
+
+    async def _reload_balances(self) -> None:
+        """What Redis needs when it answers again after an outage (it may have restarted empty)."""
+        await self.writer.exclusive(self._refresh_balances)
 
     async def _watch_configuration(self) -> None:
-        """Changes made by the CLI or admin API reach this process within one interval."""
+        """Changes made by the CLI or admin API reach this process within one interval; the
+        accounts' health goes the other way, for `ccgate accounts list` and the console."""
+        last_health: list[dict] = []
+        reported = 0.0
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             try:
                 async with self.engine.connect() as conn:
                     version = await repo.current_version(conn)
+            except Exception as exc:
+                self._database_is(False, exc)
+                continue
+            self._database_is(True)
+            try:
                 if version != self.version:
                     await self.reload()
+                health = self.router.snapshot()
+                if health != last_health or time.monotonic() - reported > STATUS_REFRESH:
+                    async with self.engine.begin() as conn:
+                        await repo.replace_account_status(conn, self.process, health)
+                    last_health, reported = health, time.monotonic()
             except Exception as exc:
                 log.error("configuration reload failed: %s", exc)
+
+    def _database_is(self, up: bool, error: Exception | None = None) -> None:
+        """Without a database nothing can be recorded, so new requests are refused (503) until it is back."""
+        if up != self.database_up:
+            if up:
+                log.warning("the database answers again: serving")
+            else:
+                log.error("the database is unreachable, refusing new requests: %s", error or "usage commits fail")
+        self.database_up = up
+        metrics.DATABASE_UP.set(1 if up else 0)
 
     # -- what handlers call ----------------------------------------------------------------------
 
@@ -129,6 +207,13 @@ class Gateway:
         if record.user_disabled:
             raise GatewayError(401, "this API key's user is disabled")
         return record
+
+    def ask_cache(self, call: Call, request: dict, headers) -> None:
+        """Set the call's cache key (None: it bypasses the cache) and its X-Cache status."""
+        call.cache_key = self.cache_policy.key_for(
+            key_id=call.key.id, user_id=call.key.user_id, key_cache_enabled=call.key.cache_enabled,
+            model_id=call.model.id, request=request, headers=headers)
+        call.cache_status = "MISS" if call.cache_key is not None else "BYPASS"
 
     def resolve_model(self, name: str) -> ModelPrice:
         model = self.catalog.resolve(name)
@@ -165,7 +250,7 @@ class Gateway:
 
 def routes(gateway: Gateway) -> list[BaseRoute]:
     """Every /v1 route (also under /v1/v1, for SDKs given a base URL that already ends in /v1),
-    the admin API, and the health checks."""
+    the admin API, the health checks, and last the web dashboard (docs, sign-up, dashboard, console)."""
     v1 = [
         Route("/messages", messages.create_message, methods=["POST"]),
         Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
@@ -182,17 +267,29 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     admin.state.gateway = gateway
     return table + [
         Mount("/admin/api", app=admin),
-        Route("/", root, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Mount("", app=create_web_app(gateway)),
     ]
 
 
-async def root(request: Request) -> Response:
-    return JSONResponse({"service": "ccgate", "docs": "/docs"})
-
-
 async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers (without it requests are refused); Redis may be degraded."""
+    gateway = request.app.state.gateway
+    redis = "off" if gateway.redis is None else ("degraded" if gateway.state.degraded else "ok")
+    ready = gateway.database_up
+    return JSONResponse({"ready": ready, "database": "ok" if ready else "unreachable", "redis": redis},
+                        status_code=200 if ready else 503)
+
+
+async def metrics_page(request: Request) -> Response:
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

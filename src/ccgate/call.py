@@ -48,9 +48,19 @@ class Call:
     upstream_request_id: str | None = None
     error_type: str | None = None
     cache_hit: bool = False
+    session: str | None = None
+    session_moved: bool = False
+    cost_micro: int | None = None
+    cache_key: str | None = None
+    cache_status: str | None = None  # HIT, MISS or BYPASS, for the X-Cache header
+    cache_lead: bool = False  # identical requests wait for this one (coalescing)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
 
     def id_headers(self) -> dict[str, str]:
-        return {"request-id": self.request_id, "x-request-id": self.request_id}
+        """Headers every response carries: the request id twice, and X-Cache where the cache was asked."""
+        headers = {"request-id": self.request_id, "x-request-id": self.request_id}
+        if self.cache_status:
+            headers["x-cache"] = self.cache_status
+        return headers

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from ccgate.config import Settings
@@ -32,11 +33,9 @@ def _with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
     asyncio.run(run())
 
 
-def _uvicorn_config(app, host: str, port: int):
-    import uvicorn
-
-    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                          log_level="warning", access_log=False, server_header=False)
+def _uvicorn_options(host: str, port: int) -> dict:
+    return {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
+            "log_level": "warning", "access_log": False, "server_header": False}
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -47,9 +46,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from ccgate.app import create_app
 
     settings = Settings.from_env()
+    if args.workers > 1 and not settings.redis_url:
+        raise OperationError(
+            "--workers above 1 needs CCGATE_REDIS_URL: the processes must share rate limits, leases, "
+            "credit holds and cooldowns, or each would enforce its own")
     migrate(settings.database_url)
-    print(f"ccgate listening on http://{args.host}:{args.port} (data: {settings.data_dir})", flush=True)
-    uvicorn.Server(_uvicorn_config(create_app(settings), args.host, args.port)).run()
+    print(f"ccgate listening on http://{args.host}:{args.port} with {args.workers} worker(s) "
+          f"(data: {settings.data_dir})", flush=True)
+    if args.workers > 1:
+        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers, **_uvicorn_options(args.host, args.port))
+    else:
+        uvicorn.Server(uvicorn.Config(create_app(settings), **_uvicorn_options(args.host, args.port))).run()
 
 
 def cmd_sim(args: argparse.Namespace) -> None:
@@ -113,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         except OperationError:
             await ops.update_account(DEMO_ACCOUNT, base_url=sim_url, enabled=True, disabled_reason=None)
         key = await ops.create_key(DEMO_EMAIL, name="demo")
-        server = uvicorn.Server(_uvicorn_config(app, args.host, args.port))
+        server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(args.host, args.port)))
         print(demo_instructions(f"http://{args.host}:{args.port}", key.plaintext), flush=True)
         try:
             await server.serve()
@@ -121,6 +128,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def cmd_scaffold(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ccgate.scaffold import ScaffoldError, scaffold
+
+    base_url = args.base_url or Settings.from_env().public_url
+    try:
+        written = scaffold(Path(args.directory), args.lang, key=args.key, base_url=base_url)
+    except ScaffoldError as error:
+        print(f"ccgate: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote a {args.lang} project for {base_url} into {args.directory}:")
+    for path in written:
+        print(f"  {path}")
+    print(f"next: cd {args.directory} and follow README.md")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -187,7 +211,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
 
 def _key_limits(args: argparse.Namespace) -> KeyLimits:
     return KeyLimits(rpm=args.rpm, concurrency=args.concurrency, token_budget=args.token_budget, window=args.window,
-                     models=args.models, expires=args.expires)
+                     models=args.models, expires=args.expires, cache=args.cache)
 
 
 def cmd_keys_update(args: argparse.Namespace) -> None:
@@ -220,17 +244,45 @@ def cmd_keys_revoke(args: argparse.Namespace) -> None:
 
 def cmd_accounts_add(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
-        await ops.add_account(args.name, args.api_key, base_url=args.base_url)
+        await ops.add_account(args.name, args.api_key, base_url=args.base_url, models=args.models,
+                              priority=args.priority, weight=args.weight, rpm=args.rpm, concurrency=args.concurrency)
         print(f"account {args.name} added ({args.base_url})")
 
     _with_operations(action)
 
 
+def account_line(account: dict, now_ms: int) -> str:
+    """One account as `accounts list` shows it: state, cooldown and its cause, load, last error."""
+    if not account["enabled"]:
+        state = f"DISABLED ({account['disabled_reason'] or 'by operator'})"
+    elif account["cooldown_until_ms"] and account["cooldown_until_ms"] > now_ms:
+        seconds = (account["cooldown_until_ms"] - now_ms) / 1000
+        state = f"COOLING {seconds:.0f}s ({account['cause']})"
+    else:
+        state = "healthy"
+    parts = [account["name"], account["base_url"], state,
+             f"in-flight {account['in_flight'] or 0}", f"last-minute {account['requests_last_minute'] or 0}",
+             f"priority {account['priority']}", f"weight {account['weight']}"]
+    if account["models"]:
+        parts.append(f"models {account['models']}")
+    if account["last_error"]:
+        parts.append(f"last error: {account['last_error']}")
+    return "  ".join(parts)
+
+
 def cmd_accounts_list(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
+        now_ms = int(time.time() * 1000)
         for account in await ops.list_accounts():
-            state = "enabled" if account["enabled"] else f"disabled: {account['disabled_reason'] or 'by operator'}"
-            print(f"{account['name']}  {account['base_url']}  {state}")
+            print(account_line(account, now_ms))
+
+    _with_operations(action)
+
+
+def cmd_accounts_enable(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        await ops.set_account_enabled(args.name, args.enable, None if args.enable else "disabled by operator")
+        print(f"account {args.name} {'enabled' if args.enable else 'disabled'}")
 
     _with_operations(action)
 
@@ -266,6 +318,8 @@ def _limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", help="the budget's rolling window, e.g. 5h, 30m, 1d")
     parser.add_argument("--models", type=_model_list, help="comma-separated models the key may use")
     parser.add_argument("--expires", help="expiry date, e.g. 2027-01-31 or 2027-01-31T12:00:00Z")
+    parser.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                        help="answer identical requests from the response cache (default: on)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=_whole, default=1, help="processes sharing the port (above 1 needs Redis)")
     serve.set_defaults(func=cmd_serve)
 
     sim = commands.add_parser("sim", help="run the Anthropic API simulator alone")
@@ -292,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     commands.add_parser("migrate", help="bring the database to the newest schema").set_defaults(func=cmd_migrate)
+
+    scaffold = commands.add_parser("scaffold", help="write a small client project (.env, examples, README) for a key")
+    scaffold.add_argument("directory")
+    scaffold.add_argument("--lang", choices=("python", "node"), default="python")
+    scaffold.add_argument("--key", help="the gateway key to put in .env (else a placeholder)")
+    scaffold.add_argument("--base-url", help="the gateway's URL (default: CCGATE_PUBLIC_URL)")
+    scaffold.set_defaults(func=cmd_scaffold)
 
     users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     add_user = users.add_parser("add", help="add a user")
@@ -346,8 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_account.add_argument("name")
     add_account.add_argument("--api-key", required=True)
     add_account.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    add_account.add_argument("--priority", type=_whole, default=0, help="higher tiers are used first")
+    add_account.add_argument("--weight", type=_whole, default=1, help="share of load within a tier")
+    add_account.add_argument("--rpm", type=_whole, help="this account's own requests per minute")
+    add_account.add_argument("--concurrency", type=_whole, help="this account's own requests in flight")
+    add_account.add_argument("--models", type=_model_list, help="comma-separated models it serves (default: all)")
     add_account.set_defaults(func=cmd_accounts_add)
-    accounts.add_parser("list", help="list upstream accounts").set_defaults(func=cmd_accounts_list)
+    accounts.add_parser("list", help="accounts with health, cooldowns and load").set_defaults(func=cmd_accounts_list)
+    for verb, enable in (("enable", True), ("disable", False)):
+        toggle = accounts.add_parser(verb, help=f"{verb} an upstream account")
+        toggle.add_argument("name")
+        toggle.set_defaults(func=cmd_accounts_enable, enable=enable)
     return parser
 
 

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccgate.cache.policy import CacheSettings
+
 SECRET_FILE = "server-secret"
 
 
@@ -34,6 +36,7 @@ class Settings:
     data_dir: Path
     database_url: str
     redis_url: str | None
+    redis_prefix: str
     public_url: str
     key_prefix: str
     max_body_bytes: int
@@ -47,6 +50,8 @@ class Settings:
     default_concurrency: int
     default_token_budget: int
     default_window: str
+    cache: CacheSettings
+    lease_ttl: float
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -57,6 +62,7 @@ class Settings:
             data_dir=data_dir,
             database_url=normalize_database_url(database_url),
             redis_url=os.environ.get("CCGATE_REDIS_URL") or None,
+            redis_prefix=os.environ.get("CCGATE_REDIS_PREFIX") or "ccgate:",
             public_url=(os.environ.get("CCGATE_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
             key_prefix=os.environ.get("CCGATE_KEY_PREFIX") or "cc_user_",
             max_body_bytes=_env_int("CCGATE_MAX_BODY_BYTES", 32 * 1024 * 1024),
@@ -71,6 +77,18 @@ class Settings:
             default_concurrency=_env_int("CCGATE_DEFAULT_CONCURRENCY", 0),
             default_token_budget=_env_int("CCGATE_DEFAULT_TOKEN_BUDGET", 0),
             default_window=os.environ.get("CCGATE_DEFAULT_WINDOW") or "5h",
+            lease_ttl=_env_float("CCGATE_LEASE_TTL", 60.0),
+            cache=CacheSettings(
+                enabled=_env_bool("CCGATE_CACHE", True),
+                ttl=_env_int("CCGATE_CACHE_TTL", 3600),
+                scope=os.environ.get("CCGATE_CACHE_SCOPE") or "user",
+                hit_price_bp=round(_env_float("CCGATE_CACHE_HIT_PRICE", 0.1) * 10_000),
+                max_bytes=_env_int("CCGATE_CACHE_MAX_BYTES", 64 * 1024 * 1024),
+                deterministic_only=_env_bool("CCGATE_CACHE_DETERMINISTIC_ONLY", False),
+                coalesce=_env_bool("CCGATE_CACHE_COALESCE", False),
+                exclude_models=frozenset(
+                    m.strip() for m in (os.environ.get("CCGATE_CACHE_EXCLUDE_MODELS") or "").split(",") if m.strip()),
+            ),
         )
 
     def server_secret(self) -> bytes:

@@ -6,11 +6,16 @@ server reloads it within its reload interval.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
+from functools import cached_property
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +27,12 @@ from ccgate.store import repo
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+STATUS_FRESH_MS = 15_000  # a process silent this long is gone; its report no longer counts
+SIGNUP_MODES = ("open", "invite", "closed")
+PASSWORD_CHARS = range(8, 1025)
+SESSION_MS = 14 * 86_400_000
+MAX_KEY_NAME_CHARS = 100
+PRICE_COLUMNS = ("input_price", "output_price", "cache_write_5m_price", "cache_write_1h_price", "cache_read_price")
 
 
 class OperationError(Exception):
@@ -38,6 +49,7 @@ class KeyLimits:
     window: str | None = None
     models: list[str] | None = None
     expires: str | None = None
+    cache: bool | None = None  # the response cache for this key's requests
 
     def columns(self, known_models: set[str]) -> dict:
         """The api_keys columns these limits set, validated; raises OperationError."""
@@ -60,6 +72,8 @@ class KeyLimits:
             values["models"] = ",".join(self.models) or None
         if self.expires is not None:
             values["expires_ms"] = parse_expiry(self.expires) if self.expires else None
+        if self.cache is not None:
+            values["cache_enabled"] = self.cache
         return values
 
 
@@ -90,6 +104,66 @@ def usd_to_micro(usd: float) -> int:
     return round(usd * 1_000_000)
 
 
+def check_password(password: str) -> None:
+    if len(password) not in PASSWORD_CHARS:
+        raise OperationError(f"a password has {PASSWORD_CHARS.start} to {PASSWORD_CHARS.stop - 1} characters")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The operator's sign-up policy, and the caps on limits of the keys users create themselves."""
+
+    signup_mode: str = "open"
+    invite_code: str | None = None
+    starting_credit_micro: int = 0
+    max_rpm: int | None = None
+    max_concurrency: int | None = None
+    max_token_budget: int | None = None
+
+    def validate(self) -> None:
+        if self.signup_mode not in SIGNUP_MODES:
+            raise OperationError(f"sign-up is one of {', '.join(SIGNUP_MODES)}")
+        if self.signup_mode == "invite" and len((self.invite_code or "").strip()) < 6:
+            raise OperationError("sign-up by invite needs an invite code of 6 characters or more")
+        if self.starting_credit_micro < 0:
+            raise OperationError("starting credit cannot be negative")
+        if any(cap is not None and cap < 1 for cap in (self.max_rpm, self.max_concurrency, self.max_token_budget)):
+            raise OperationError("a cap is a whole number of 1 or more (leave it empty for none)")
+
+    def cap(self, limits: KeyLimits) -> KeyLimits:
+        """`limits` within the caps: a limit left empty or unlimited (0) becomes the cap; one above it is refused."""
+        capped = {}
+        for name, cap in (("rpm", self.max_rpm), ("concurrency", self.max_concurrency),
+                          ("token_budget", self.max_token_budget)):
+            asked = getattr(limits, name)
+            if cap is None:
+                continue
+            if asked is not None and asked > cap:
+                raise OperationError(f"{name.replace('_', ' ')} may be at most {cap}")
+            if not asked:
+                capped[name] = cap
+        return replace(limits, **capped)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: its user (without the password hash) and the token its forms carry."""
+
+    user: dict
+    csrf: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Traffic, errors and spend of the last hour and day, for the operator console."""
+
+    per_minute: list[dict]
+    errors: list[dict]
+    spend_today_micro: int
+    spend_24h_micro: int
+    top_users: list[dict]
+
+
 class Operations:
     def __init__(self, engine: AsyncEngine, box: SecretBox, settings: Settings) -> None:
         self.engine = engine
@@ -106,7 +180,7 @@ class Operations:
             raise OperationError(f"not an email address: {email!r}")
         if credit_usd is not None and credit_usd < 0:
             raise OperationError("credit cannot be negative")
-        password_hash = self.hasher.hash(password) if password else None
+        password_hash = await asyncio.to_thread(self.hasher.hash, password) if password else None
         balance = usd_to_micro(credit_usd) if credit_usd is not None else None
         try:
             async with self.engine.begin() as conn:
@@ -264,10 +338,27 @@ class Operations:
         return account_id
 
     async def list_accounts(self) -> list[dict]:
-        """Accounts without their credentials."""
+        """Accounts without their credentials, with their health summed over the live server processes:
+        the longest cooldown and its cause, the newest error, requests in flight and in the last minute."""
         async with self.engine.connect() as conn:
             rows = await repo.all_accounts(conn)
-        return [{k: v for k, v in row.items() if k != "api_key_enc"} for row in rows]
+            reports = await repo.account_status_rows(conn, repo.now_ms() - STATUS_FRESH_MS)
+        accounts = []
+        for row in rows:
+            mine = [report for report in reports if report["account_id"] == row["id"]]
+            cooling = max(mine, key=lambda r: r["cooldown_until_ms"] or 0, default=None)
+            erring = max(mine, key=lambda r: r["last_error_ms"] or 0, default=None)
+            account = {k: v for k, v in row.items() if k != "api_key_enc"}
+            account.update(
+                cooldown_until_ms=cooling["cooldown_until_ms"] if cooling else None,
+                cause=cooling["cause"] if cooling and cooling["cooldown_until_ms"] else None,
+                last_error=erring["last_error"] if erring else None,
+                last_error_ms=erring["last_error_ms"] if erring else None,
+                in_flight=sum(r["in_flight"] for r in mine),
+                requests_last_minute=sum(r["requests_last_minute"] for r in mine),
+            )
+            accounts.append(account)
+        return accounts
 
     async def update_account(self, name: str, **values) -> None:
         if "api_key" in values:
@@ -279,3 +370,134 @@ class Operations:
 
     async def set_account_enabled(self, name: str, enabled: bool, reason: str | None = None) -> None:
         await self.update_account(name, enabled=enabled, disabled_reason=None if enabled else reason)
+
+    # -- web accounts and sessions ---------------------------------------------------------------
+
+    async def sign_up(self, email: str, password: str, invite_code: str = "") -> int:
+        """A user signing themselves up, under the operator's policy, prepaid with the starting credit."""
+        settings = await self.web_settings()
+        if settings.signup_mode == "closed":
+            raise OperationError("sign-up is closed; ask the operator for an account")
+        if settings.signup_mode == "invite" and not hmac.compare_digest(
+                invite_code.strip().encode(), (settings.invite_code or "").strip().encode()):
+            raise OperationError("that invite code is not valid")
+        check_password(password)
+        return await self.add_user(email, password=password, credit_usd=settings.starting_credit_micro / 1_000_000)
+
+    @cached_property
+    def _decoy_hash(self) -> str:
+        """A hash to check passwords of unknown emails against, so they take as long as known ones."""
+        return self.hasher.hash(secrets.token_urlsafe(16))
+
+    def _password_matches(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash or self._decoy_hash, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def verify_password(self, email: str, password: str) -> dict | None:
+        """The user (without the password hash) if this is their password, else None."""
+        async with self.engine.connect() as conn:
+            user = await repo.user_by_email(conn, email.strip().lower())
+        stored = user["password_hash"] if user else None
+        if not await asyncio.to_thread(self._password_matches, stored, password):
+            return None
+        return {k: v for k, v in user.items() if k != "password_hash"}
+
+    async def change_password(self, email: str, current: str, new: str) -> None:
+        """Replace a password once the current one is proven; every session of the user ends."""
+        user = await self.verify_password(email, current)
+        if user is None:
+            raise OperationError("the current password is not right")
+        check_password(new)
+        password_hash = await asyncio.to_thread(self.hasher.hash, new)
+        async with self.engine.begin() as conn:
+            await repo.update_user(conn, user["id"], {"password_hash": password_hash})
+            await repo.delete_sessions_of(conn, user["id"])
+
+    async def open_session(self, user_id: int) -> str:
+        """A new browser session; returns its cookie value, which is stored only as an HMAC."""
+        token = secrets.token_urlsafe(32)
+        async with self.engine.begin() as conn:
+            await repo.delete_expired_sessions(conn)
+            await repo.insert_session(conn, self.box.hash_key(token), user_id, secrets.token_urlsafe(32),
+                                      repo.now_ms() + SESSION_MS)
+        return token
+
+    async def session(self, token: str) -> Session | None:
+        """The live session of this cookie value; None once it expired, ended or its user was disabled."""
+        async with self.engine.connect() as conn:
+            found = await repo.live_session(conn, self.box.hash_key(token))
+        if found is None or found[1]["disabled"]:
+            return None
+        csrf, user = found
+        return Session(user, csrf)
+
+    async def close_session(self, token: str) -> None:
+        async with self.engine.begin() as conn:
+            await repo.delete_session(conn, self.box.hash_key(token))
+
+    # -- web settings and what users do for themselves -------------------------------------------
+
+    async def web_settings(self) -> WebSettings:
+        async with self.engine.connect() as conn:
+            return WebSettings(**await repo.operator_settings_row(conn))
+
+    async def update_web_settings(self, settings: WebSettings) -> None:
+        settings.validate()
+        async with self.engine.begin() as conn:
+            await repo.update_operator_settings(conn, asdict(settings))
+            await repo.bump_version(conn)
+
+    async def create_user_key(self, email: str, *, name: str, limits: KeyLimits) -> NewKey:
+        """A key a user makes for themselves: its limits within the operator's caps."""
+        name = name.strip()
+        if len(name) > MAX_KEY_NAME_CHARS:
+            raise OperationError(f"a key name has at most {MAX_KEY_NAME_CHARS} characters")
+        settings = await self.web_settings()
+        return await self.create_key(email, name=name, limits=settings.cap(limits))
+
+    async def recent_requests(self, *, limit: int, **filters) -> list[dict]:
+        """The newest usage rows matching `filters` (user_id, key_id, model, since_ms, until_ms)."""
+        async with self.engine.connect() as conn:
+            return await repo.recent_usage(conn, limit=limit, **filters)
+
+    # -- console ---------------------------------------------------------------------------------
+
+    async def overview(self) -> Overview:
+        now = repo.now_ms()
+        hour_ago, day_ago = now - 3_600_000, now - repo.DAY_MS
+        async with self.engine.connect() as conn:
+            return Overview(
+                per_minute=await repo.requests_per_minute(conn, hour_ago),
+                errors=await repo.errors_by_type(conn, hour_ago),
+                spend_today_micro=await repo.spend_since(conn, now - now % repo.DAY_MS),
+                spend_24h_micro=await repo.spend_since(conn, day_ago),
+                top_users=await repo.top_spenders(conn, day_ago, 10),
+            )
+
+    async def models(self) -> list[dict]:
+        """Every model, enabled or not, with its aliases and prices."""
+        async with self.engine.connect() as conn:
+            return [{**row, "aliases": aliases} for row, aliases in await repo.models_with_aliases(conn)]
+
+    async def update_model(self, model_id: str, *, prices_usd: dict[str, float] | None = None,
+                           markup: float | None = None, enabled: bool | None = None) -> None:
+        """Change a model's list prices (USD per million tokens), markup multiplier or availability."""
+        values: dict = {}
+        for column, usd in (prices_usd or {}).items():
+            if column not in PRICE_COLUMNS or not 0 <= usd <= 1_000_000:
+                raise OperationError(f"{column.replace('_', ' ')}: a price is $0 to $1,000,000 per million tokens")
+            values[column] = usd_to_micro(usd)
+        if markup is not None:
+            if not 0 < markup <= 100:
+                raise OperationError("markup is a multiplier above 0 and at most 100, e.g. 1.2")
+            values["markup_bp"] = round(markup * 10_000)
+        if enabled is not None:
+            values["enabled"] = enabled
+        if not values:
+            raise OperationError("nothing to change")
+        async with self.engine.begin() as conn:
+            if not await repo.update_model(conn, model_id, values):
+                raise OperationError(f"no model {model_id}")
+            await repo.bump_version(conn)

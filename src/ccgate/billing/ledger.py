@@ -47,15 +47,15 @@ class LedgerWriter:
     database never disagree about which debits they contain.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, on_failure: Callable[[Exception], None] | None = None) -> None:
         self._engine = engine
+        self._on_failure = on_failure
         self._records: deque[UsageRecord] = deque()
         self._jobs: deque[Job] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task | None = None
-        self.failing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
@@ -112,13 +112,13 @@ class LedgerWriter:
         try:
             await self._commit(batch)
         except Exception as exc:  # the database is down: every waiter must hear it
-            self.failing = True
             log.error("usage commit of %d rows failed: %s", len(batch), exc)
+            if self._on_failure is not None:
+                self._on_failure(exc)
             for record in batch:
                 if record.done is not None and not record.done.done():
                     record.done.set_exception(exc)
             return
-        self.failing = False
         for record in batch:
             if record.on_commit is not None:
                 record.on_commit()

@@ -26,6 +26,7 @@ class KeyRecord:
     user_disabled: bool
     prepaid: bool
     is_admin: bool = False
+    cache_enabled: bool = True
 
 
 def split_list(text: str | None) -> frozenset[str] | None:
@@ -53,5 +54,6 @@ class KeyDirectory:
                 token_budget=row["token_budget"], window_seconds=row["window_seconds"],
                 models=split_list(row["models"]), user_disabled=row["user_disabled"],
                 prepaid=row["balance_micro"] is not None, is_admin=row["is_admin"],
+                cache_enabled=row["cache_enabled"],
             )
         return cls(records)

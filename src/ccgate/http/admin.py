@@ -39,6 +39,7 @@ class KeyLimitsIn(BaseModel):
     window: str | None = Field(default=None, description="rolling budget window, e.g. 5h")
     models: list[str] | None = None
     expires: str | None = Field(default=None, description="ISO date or date-time; empty string clears it")
+    cache: bool | None = Field(default=None, description="answer identical requests from the response cache")
 
     def limits(self) -> KeyLimits:
         return KeyLimits(**self.model_dump(include=set(KeyLimitsIn.model_fields)))

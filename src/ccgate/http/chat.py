@@ -16,6 +16,7 @@ from ccgate.dialects.openai_stream import DONE, KEEP_ALIVE, ChunkTranslator, enc
 from ccgate.errors import GatewayError, invalid
 from ccgate.http.bodies import parse_body
 from ccgate.relay.sse import event_data, event_name
+from ccgate.route.sessions import session_key
 
 
 class OpenAIDialect:
@@ -80,6 +81,8 @@ async def chat_completions(request: Request) -> Response:
         call.max_tokens = translated["max_tokens"]
         upstream_body = orjson.dumps(translated)
         call.body_size = len(upstream_body)
+        call.session = session_key(call.key.id, translated, request.headers.get("x-claude-code-session-id"))
+        gateway.ask_cache(call, translated, request.headers)
         return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
     except GatewayError as error:
         return gateway.error_response(call, error)

@@ -10,6 +10,7 @@ from ccgate.call import Call
 from ccgate.errors import GatewayError, invalid
 from ccgate.http.bodies import parse_body
 from ccgate.relay.sse import encode_event
+from ccgate.route.sessions import session_key
 
 
 class AnthropicDialect:
@@ -87,6 +88,8 @@ async def create_message(request: Request) -> Response:
         call.stream = data.get("stream", False)
         call.max_tokens = data["max_tokens"]
         call.body_size = len(body)
+        call.session = session_key(call.key.id, data, request.headers.get("x-claude-code-session-id"))
+        gateway.ask_cache(call, data, request.headers)
         return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, request.headers.raw)
     except GatewayError as error:
         return gateway.error_response(call, error)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
+import orjson
 
 from ccgate.relay.client import UPSTREAM_ERRORS
-from ccgate.relay.sse import EventSplitter
+from ccgate.dialects.anthropic_stream import MessageBuilder
+from ccgate.relay.sse import EventSplitter, event_data
 
 if TYPE_CHECKING:
     from ccgate.call import Call
@@ -62,17 +65,29 @@ class StreamRelay:
     async def _chunks(self) -> AsyncIterator[bytes]:
         call, dialect, pipeline = self.call, self.call.dialect, self.pipeline
         splitter = EventSplitter()
+        builder = MessageBuilder() if call.cache_key is not None else None
         finished = False
+        content, idle = self.attempt.response.content, pipeline.gw.upstream.idle_timeout
         try:
-            async for chunk in self.attempt.response.content.iter_any():
+            while True:
+                async with asyncio.timeout(idle):  # an upstream silent this long is gone
+                    chunk = await content.readany()
+                if not chunk:
+                    break
                 blocks = splitter.feed(chunk)
                 finished = pipeline.observe(call, blocks) or finished
+                if builder is not None:
+                    for block in blocks:
+                        if data := event_data(block):
+                            builder.feed(orjson.loads(data))
                 out = dialect.stream_chunk(chunk, blocks)
                 if finished and not self.settled:
                     self.settled = True
                     if not await pipeline.settle_quietly(call, self.ticket):
                         yield dialect.stream_error("api_error", "usage could not be recorded; answer withheld")
                         return
+                    if builder is not None and builder.complete and call.error_type is None:
+                        await pipeline.remember(call, builder.message)
                 if out:
                     if call.ttft_ms is None:
                         call.ttft_ms = call.elapsed_ms()
@@ -92,6 +107,7 @@ class StreamRelay:
         """Close upstream (which cancels it if still running) and bill what it reported so far."""
         self.attempt.response.close()
         self.pipeline.gw.router.end(self.attempt.account)
+        self.pipeline.end_lead(self.call)
         if not self.settled:
             self.settled = True
             self.call.error_type = "client_disconnected"

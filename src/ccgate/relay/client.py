@@ -15,7 +15,9 @@ class UpstreamClient:
     def __init__(self, *, connect_timeout: float, first_byte_timeout: float, idle_timeout: float) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._first_byte_timeout = first_byte_timeout
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=idle_timeout)
+        self.idle_timeout = idle_timeout
+        # Reads may wait as long as a first byte may; streams enforce the shorter idle limit themselves.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=first_byte_timeout)
 
     def _session(self, base_url: str) -> aiohttp.ClientSession:
         session = self._sessions.get(base_url)

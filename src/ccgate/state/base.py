@@ -85,4 +85,8 @@ class AdmissionState(Protocol):
 
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing: ...
 
-    async def set_balances(self, balances: dict[int, int | None]) -> None: ...
+    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+        """The database's prepaid balances, which include every credit ledger entry up to the id given."""
+
+    async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
+        """(ledger entry id, user id, amount) credits made since, each applied exactly once."""

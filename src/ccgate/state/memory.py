@@ -134,6 +134,10 @@ class MemoryState:
             balance_micro=self._balances.get(user_id), held_micro=self._held[user_id],
         )
 
-    async def set_balances(self, balances: dict[int, int | None]) -> None:
-        """The prepaid balances as the database has them (postpaid users carry None)."""
+    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+        """The prepaid balances as the database has them (postpaid users carry None); being read
+        between this process's own commits, they already include every credit entry."""
         self._balances = {user: balance for user, balance in balances.items() if balance is not None}
+
+    async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
+        """Nothing to do: set_balances brought every credit entry in already."""

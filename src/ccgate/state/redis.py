@@ -9,6 +9,7 @@ and everything it held comes back after `lease_ttl` seconds.
 Keys (K a key id, U a user id, every name after `prefix`):
 
     balance:U   string  prepaid balance in micro-dollars; no expiry, Redis is its live authority
+    credited:U  string  the newest credit ledger entry the balance includes
     holds:U     zset    lease id -> expiry (ms) of the user's leases that hold credit
     held:U      hash    lease id -> micro-dollars it holds
     tokens:K    hash    minute -> tokens used; expires when its last write leaves the window
@@ -244,13 +245,26 @@ end
 return renewed
 """
 
-ADJUST = """
--- Add ARGV[1] to the balance KEYS[1] if Redis holds it and return it; an absent one is loaded from
--- the database later.
+INITIALIZE = """
+-- Load a balance Redis does not hold yet, with the last credit ledger entry that figure includes.
+-- KEYS: balance, credited.  ARGV: balance, ledger entry id.
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+"""
+
+CREDIT = """
+-- Apply a credit ledger entry (a grant, a redeemed code, a correction) exactly once, whichever
+-- process sees it first.  KEYS: balance, credited.  ARGV: entry id, amount.
+-- A balance Redis does not hold will be loaded from the database, entry included.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[1]) <= tonumber(redis.call('GET', KEYS[2]) or '0') then
+  return false
+end
+redis.call('SET', KEYS[2], ARGV[1])
+return redis.call('INCRBY', KEYS[1], ARGV[2])
 """
 
 
@@ -320,7 +334,8 @@ class RedisState:
         self._admit, self._commit, self._release, self._standing = (
             self._redis.register_script(LIBRARY + REQUEST_KEYS + body) for body in (ADMIT, COMMIT, RELEASE, STANDING))
         self._renew = self._redis.register_script(LIBRARY + RENEW)
-        self._adjust = self._redis.register_script(ADJUST)
+        self._initialize = self._redis.register_script(INITIALIZE)
+        self._credit = self._redis.register_script(CREDIT)
         self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._failed = 0  # scheduled runs that could not be applied since the last flush
@@ -394,27 +409,36 @@ class RedisState:
                         requests_last_minute=requests, in_flight=in_flight,
                         balance_micro=None if balance is None else int(balance), held_micro=held)
 
-    async def set_balances(self, balances: dict[int, int | None]) -> None:
-        """Load the database's prepaid balances Redis does not hold yet; once loaded, Redis is their
-        live authority and commits and adjust_balance keep it current."""
+    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+        """Load the database's prepaid balances Redis does not hold yet, each marked as including every
+        credit entry up to `credited_through`; once loaded, Redis is their live authority, kept current
+        by commits and `apply_credits`."""
         await self._pending.join()  # this process's debits land before any balance that includes them
         with reachable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id, balance in balances.items():
                     if balance is not None:
-                        pipe.set(self._user(user_id).balance, balance, nx=True)
+                        await self._initialize(self._credit_keys(user_id), [balance, credited_through], client=pipe)
                 await pipe.execute()
 
-    async def adjust_balance(self, user_id: int, delta_micro: int) -> int | None:
-        """Apply a credit change made through ops (a grant, a redeemed code) to the live balance at once;
-        the new balance, or None when Redis holds none yet (the database's figure loads later)."""
+    async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
+        """Apply (entry id, user id, amount) credit ledger entries, oldest first, each exactly once
+        across all processes."""
+        if not entries:
+            return
         with reachable():
-            return await self._adjust([self._user(user_id).balance], [delta_micro])
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id, user_id, amount in sorted(entries):
+                    await self._credit(self._credit_keys(user_id), [entry_id, amount], client=pipe)
+                await pipe.execute()
 
     # -- inside ----------------------------------------------------------------------------------
 
     def _user(self, user_id: int) -> UserKeys:
         return UserKeys(*(f"{self.prefix}{kind}:{user_id}" for kind in UserKeys._fields))
+
+    def _credit_keys(self, user_id: int) -> list[str]:
+        return [self._user(user_id).balance, f"{self.prefix}credited:{user_id}"]
 
     def _key(self, key_id: str) -> KeyKeys:
         return KeyKeys(*(f"{self.prefix}{kind}:{key_id}" for kind in KeyKeys._fields))

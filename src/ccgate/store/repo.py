@@ -5,19 +5,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccgate.store.schema import (
+    account_status,
     accounts,
     api_keys,
     config_version,
     ledger,
     model_aliases,
     models,
+    operator_settings,
     redemption_codes,
     usage,
     users,
+    web_sessions,
 )
 
 Row = dict[str, Any]
@@ -134,16 +137,43 @@ async def update_account(conn: AsyncConnection, name: str, values: Row) -> int:
     return result.rowcount
 
 
+async def account_status_rows(conn: AsyncConnection, since_ms: int) -> list[Row]:
+    """What each server process recorded about the accounts, from those alive since `since_ms`."""
+    rows = await conn.execute(select(account_status).where(account_status.c.updated_ms >= since_ms))
+    return [dict(row) for row in rows.mappings()]
+
+
+async def replace_account_status(conn: AsyncConnection, process: str, rows: list[Row]) -> None:
+    """This process's view of every account, replacing its previous one."""
+    await conn.execute(delete(account_status).where(account_status.c.process == process))
+    if rows:
+        stamp = now_ms()
+        await conn.execute(insert(account_status), [{**row, "process": process, "updated_ms": stamp} for row in rows])
+
+
 # -- model catalog ------------------------------------------------------------------------------
 
 async def enabled_models(conn: AsyncConnection) -> list[tuple[Row, list[str]]]:
     """Each enabled model with its aliases."""
+    return await models_with_aliases(conn, enabled_only=True)
+
+
+async def models_with_aliases(conn: AsyncConnection, *, enabled_only: bool = False) -> list[tuple[Row, list[str]]]:
+    """Each model, newest first, with its aliases."""
     alias_rows = await conn.execute(select(model_aliases))
     aliases: dict[str, list[str]] = {}
     for alias, model_id in alias_rows:
         aliases.setdefault(model_id, []).append(alias)
-    rows = await conn.execute(select(models).where(models.c.enabled.is_(True)).order_by(models.c.created_at.desc()))
+    query = select(models).order_by(models.c.created_at.desc())
+    if enabled_only:
+        query = query.where(models.c.enabled.is_(True))
+    rows = await conn.execute(query)
     return [(dict(row), sorted(aliases.get(row["id"], []))) for row in rows.mappings()]
+
+
+async def update_model(conn: AsyncConnection, model_id: str, values: Row) -> int:
+    result = await conn.execute(update(models).where(models.c.id == model_id).values(**values))
+    return result.rowcount
 
 
 # -- usage and ledger ---------------------------------------------------------------------------
@@ -165,6 +195,17 @@ async def ledger_sum(conn: AsyncConnection, user_id: int) -> int:
     total = await conn.execute(select(func.coalesce(func.sum(ledger.c.amount_micro), 0))
                                .where(ledger.c.user_id == user_id))
     return int(total.scalar_one())
+
+
+async def last_ledger_id(conn: AsyncConnection) -> int:
+    return (await conn.execute(select(func.coalesce(func.max(ledger.c.id), 0)))).scalar_one()
+
+
+async def credits_after(conn: AsyncConnection, entry_id: int) -> list[tuple[int, int, int]]:
+    """(id, user id, amount) of the ledger's credit entries (everything but request debits) after `entry_id`."""
+    rows = await conn.execute(select(ledger.c.id, ledger.c.user_id, ledger.c.amount_micro)
+                              .where(ledger.c.id > entry_id, ledger.c.kind != "request").order_by(ledger.c.id))
+    return [tuple(row) for row in rows]
 
 
 async def ledger_of(conn: AsyncConnection, user_id: int, limit: int = 200) -> list[Row]:
@@ -213,6 +254,13 @@ async def usage_summary(conn: AsyncConnection, *, user_id: int | None = None, ke
         func.sum(usage.c.cache_write_5m_tokens + usage.c.cache_write_1h_tokens).label("cache_write_tokens"),
         func.sum(usage.c.cost_micro).label("cost_micro"),
     ).group_by(day, usage.c.model, usage.c.key_id, usage.c.user_id).order_by(day)
+    query = _usage_filters(query, user_id=user_id, key_id=key_id, model=model, since_ms=since_ms, until_ms=until_ms)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+def _usage_filters(query: Select, *, user_id: int | None = None, key_id: str | None = None,
+                   model: str | None = None, since_ms: int | None = None, until_ms: int | None = None) -> Select:
+    """`query` narrowed to the usage rows of a user, key, model and time span (None: any)."""
     for column, value in ((usage.c.user_id, user_id), (usage.c.key_id, key_id), (usage.c.model, model)):
         if value is not None:
             query = query.where(column == value)
@@ -220,4 +268,87 @@ async def usage_summary(conn: AsyncConnection, *, user_id: int | None = None, ke
         query = query.where(usage.c.created_ms >= since_ms)
     if until_ms is not None:
         query = query.where(usage.c.created_ms < until_ms)
+    return query
+
+
+async def recent_usage(conn: AsyncConnection, *, limit: int, **filters) -> list[Row]:
+    """The newest usage rows matching `filters` (as `usage_summary` takes them), newest first."""
+    query = _usage_filters(select(usage), **filters).order_by(usage.c.created_ms.desc()).limit(limit)
     return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def requests_per_minute(conn: AsyncConnection, since_ms: int) -> list[Row]:
+    """Requests and errors (status 400 and up) per minute since `since_ms`, oldest first."""
+    minute = (usage.c.created_ms // 60_000).label("minute")
+    errors = func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors")
+    query = (select(minute, func.count().label("requests"), errors)
+             .where(usage.c.created_ms >= since_ms).group_by(minute).order_by(minute))
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def errors_by_type(conn: AsyncConnection, since_ms: int) -> list[Row]:
+    """Failed requests since `since_ms` per status and error type, commonest first."""
+    count = func.count().label("requests")
+    query = (select(usage.c.status, usage.c.error_type, count)
+             .where(usage.c.created_ms >= since_ms, usage.c.status >= 400)
+             .group_by(usage.c.status, usage.c.error_type).order_by(count.desc()))
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def top_spenders(conn: AsyncConnection, since_ms: int, limit: int) -> list[Row]:
+    """The users who spent most since `since_ms`: email, requests and cost."""
+    cost = func.sum(usage.c.cost_micro).label("cost_micro")
+    query = (select(users.c.email, func.count().label("requests"), cost)
+             .join(users, users.c.id == usage.c.user_id).where(usage.c.created_ms >= since_ms)
+             .group_by(users.c.email).order_by(cost.desc()).limit(limit))
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def spend_since(conn: AsyncConnection, since_ms: int) -> int:
+    total = await conn.execute(select(func.coalesce(func.sum(usage.c.cost_micro), 0))
+                               .where(usage.c.created_ms >= since_ms))
+    return int(total.scalar_one())
+
+
+# -- browser sessions -----------------------------------------------------------------------------
+
+async def insert_session(conn: AsyncConnection, session_id: str, user_id: int, csrf_token: str,
+                         expires_ms: int) -> None:
+    await conn.execute(insert(web_sessions).values(
+        id=session_id, user_id=user_id, csrf_token=csrf_token, created_ms=now_ms(), expires_ms=expires_ms))
+
+
+async def live_session(conn: AsyncConnection, session_id: str) -> tuple[str, Row] | None:
+    """An unexpired session's CSRF token and its user (without the password hash)."""
+    columns = [column for column in users.c if column.name != "password_hash"]
+    query = (select(web_sessions.c.csrf_token, *columns).join(users, users.c.id == web_sessions.c.user_id)
+             .where(web_sessions.c.id == session_id, web_sessions.c.expires_ms > now_ms()))
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        return None
+    user = dict(row)
+    return user.pop("csrf_token"), user
+
+
+async def delete_session(conn: AsyncConnection, session_id: str) -> None:
+    await conn.execute(delete(web_sessions).where(web_sessions.c.id == session_id))
+
+
+async def delete_sessions_of(conn: AsyncConnection, user_id: int) -> None:
+    await conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+
+
+async def delete_expired_sessions(conn: AsyncConnection) -> None:
+    await conn.execute(delete(web_sessions).where(web_sessions.c.expires_ms <= now_ms()))
+
+
+# -- operator settings ----------------------------------------------------------------------------
+
+async def operator_settings_row(conn: AsyncConnection) -> Row:
+    row = (await conn.execute(select(operator_settings).where(operator_settings.c.id == 1))).mappings().one()
+    return {k: v for k, v in row.items() if k != "id"}
+
+
+async def update_operator_settings(conn: AsyncConnection, values: Row) -> None:
+    await conn.execute(update(operator_settings).where(operator_settings.c.id == 1).values(**values))
+

@@ -51,6 +51,7 @@ api_keys = Table(
     Column("token_budget", BigInteger, nullable=True),
     Column("window_seconds", Integer, nullable=True),
     Column("models", Text, nullable=True),
+    Column("cache_enabled", Boolean, nullable=False, default=True),
 )
 
 accounts = Table(
@@ -118,6 +119,7 @@ usage = Table(
     Column("upstream_request_id", String(64), nullable=True),
     Column("error_type", String(64), nullable=True),
     Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("session_moved", Boolean, nullable=False, default=False),
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_usage_user_time", "user_id", "created_ms"),
     Index("ix_usage_key_time", "key_id", "created_ms"),
@@ -153,4 +155,45 @@ redemption_codes = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("redeemed_by", Integer, ForeignKey("users.id"), nullable=True),
     Column("redeemed_ms", BigInteger, nullable=True),
+)
+
+# The console's "last hour" and "today" read usage by time alone.
+Index("ix_usage_time", usage.c.created_ms)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # The HMAC of the session cookie; the cookie itself is never stored.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+operator_settings = Table(
+    "operator_settings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("signup_mode", String(16), nullable=False),  # open | invite | closed
+    Column("invite_code", Text, nullable=True),
+    Column("starting_credit_micro", BigInteger, nullable=False),
+    # Caps on the limits of keys users create for themselves; NULL is no cap.
+    Column("max_rpm", Integer, nullable=True),
+    Column("max_concurrency", Integer, nullable=True),
+    Column("max_token_budget", BigInteger, nullable=True),
+)
+
+account_status = Table(
+    "account_status",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("process", String(128), primary_key=True),
+    Column("cooldown_until_ms", BigInteger, nullable=True),
+    Column("cause", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_ms", BigInteger, nullable=True),
+    Column("in_flight", Integer, nullable=False, default=0),
+    Column("requests_last_minute", Integer, nullable=False, default=0),
+    Column("updated_ms", BigInteger, nullable=False),
 )

@@ -1,0 +1,70 @@
+"""Reading HTML forms: size-capped, and typed fields that refuse with a message the page shows."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+class FormError(Exception):
+    """A form field that cannot be used; the page is shown again with this message."""
+
+
+async def read_form(request: Request) -> FormData:
+    """The url-encoded form of a POST (no uploads), refused past MAX_FORM_BYTES."""
+    try:
+        size = int(request.headers.get("content-length", "0"))
+    except ValueError:
+        raise HTTPException(400, "bad content-length") from None
+    if size > MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    return await request.form(max_files=0, max_fields=200)
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def secret(form: FormData, name: str) -> str:
+    """A password field, exactly as typed."""
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def optional_whole(form: FormData, name: str, label: str) -> int | None:
+    """A whole number of 0 or more, or None when the field is empty."""
+    raw = text(form, name).replace(",", "").replace("_", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise FormError(f"{label} must be a whole number, 0 or more")
+    return int(raw)
+
+
+def number(form: FormData, name: str, label: str, *, negative: bool = False) -> float:
+    """A decimal number such as an amount of dollars (a leading $ and thousands commas are fine)."""
+    raw = text(form, name).lstrip("$").replace(",", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise FormError(f"{label} must be a number, e.g. 5 or 2.50") from None
+    if not math.isfinite(value) or (value < 0 and not negative):
+        raise FormError(f"{label} must be a number{'' if negative else ' of 0 or more'}, e.g. 5 or 2.50")
+    return value
+
+
+def day(raw: str, label: str) -> date | None:
+    """A YYYY-MM-DD date, or None when empty."""
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise FormError(f"{label} must be a date like 2026-01-31") from None

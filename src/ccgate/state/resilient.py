@@ -1,0 +1,114 @@
+"""Shared limits in Redis, falling back to this process's own when Redis does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from collections.abc import Awaitable, Callable
+
+from ccgate import metrics
+from ccgate.state.base import Decision, Limits, Settlement, Standing, StateUnavailable
+from ccgate.state.memory import MemoryState
+from ccgate.state.redis import RedisState
+
+log = logging.getLogger("ccgate.state")
+
+PROBE_INTERVAL = 1.0
+SHARED, LOCAL = "r:", "m:"
+
+
+class ResilientState:
+    """Admits through Redis while it answers.  When it does not, the process serves on its own
+    per-process limits (degraded: logged, and the `ccgate_state_degraded` gauge is 1), probes Redis
+    every second, and converges back once it answers: new admissions go to Redis again, and leases
+    taken meanwhile are returned to whichever side issued them (their ids say which)."""
+
+    def __init__(self, shared: RedisState, local: MemoryState,
+                 on_recovery: Callable[[], Awaitable[None]]) -> None:
+        self.shared = shared
+        self.local = local
+        self._on_recovery = on_recovery
+        self.degraded = False
+        self._probe: asyncio.Task | None = None
+
+    def _degrade(self, error: Exception) -> None:
+        if not self.degraded:
+            self.degraded = True
+            metrics.STATE_DEGRADED.set(1)
+            log.error("Redis unreachable (%s): serving on per-process limits until it answers again", error)
+            self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis())
+
+    async def _wait_for_redis(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            try:
+                await self.shared.standing("probe", 0, 60)
+            except StateUnavailable:
+                continue
+            try:
+                await self._on_recovery()
+            except Exception as error:  # recovery is retried at the next probe
+                log.error("Redis answers again, but balances could not be reloaded: %s", error)
+                continue
+            self.degraded = False
+            metrics.STATE_DEGRADED.set(0)
+            log.warning("Redis answers again: limits are shared across processes once more")
+            return
+
+    async def admit(self, limits: Limits) -> Decision:
+        if not self.degraded:
+            try:
+                return _tagged(await self.shared.admit(limits), SHARED)
+            except StateUnavailable as error:
+                self._degrade(error)
+        return _tagged(await self.local.admit(limits), LOCAL)
+
+    def commit(self, settlement: Settlement) -> None:
+        side, lease = self._side(settlement)
+        side.commit(lease)
+
+    def release(self, settlement: Settlement) -> None:
+        side, lease = self._side(settlement)
+        side.release(lease)
+
+    def _side(self, settlement: Settlement) -> tuple[RedisState | MemoryState, Settlement]:
+        lease_id = settlement.lease_id or ""
+        side = self.shared if lease_id.startswith(SHARED) else self.local
+        return side, replace(settlement, lease_id=lease_id[len(SHARED):])
+
+    async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing:
+        if not self.degraded:
+            try:
+                return await self.shared.standing(key_id, user_id, window_seconds)
+            except StateUnavailable as error:
+                self._degrade(error)
+        return await self.local.standing(key_id, user_id, window_seconds)
+
+    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+        """The database's balances: this process's fallback takes them all; Redis only those it lacks."""
+        await self.local.set_balances(balances)
+        if not self.degraded:
+            try:
+                await self.shared.set_balances(balances, credited_through)
+            except StateUnavailable as error:
+                self._degrade(error)
+
+    async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
+        if not self.degraded:
+            try:
+                await self.shared.apply_credits(entries)
+            except StateUnavailable as error:
+                self._degrade(error)
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.shared.stop()
+
+
+def _tagged(decision: Decision, side: str) -> Decision:
+    if decision.lease_id is not None:
+        decision.lease_id = side + decision.lease_id
+    return decision
+

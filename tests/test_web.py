@@ -546,6 +546,7 @@ def test_usage_filters_and_csv_export(site, new_context, user):
     assert page.locator("#requests").count() == 0
     page.goto("/dashboard/usage?from=2026-13-40")
     assert "must be a date" in page.inner_text(".error")
+    assert user.context.request.get("/dashboard/usage.csv?from=2026-02-01&to=2026-01-01").status == 400
 
     exported = user.context.request.get(f"/dashboard/usage.csv?key={other_id}")
     assert exported.headers["content-type"].startswith("text/csv")
@@ -563,7 +564,9 @@ def test_bar_chart_scales_stacks_and_escapes():
     assert svg.count('<rect class="s1"') == 2 + 1
     assert "a&lt;b&gt;" in svg and "Out &amp; more" in svg and "<b>" not in svg
     heights = [float(h) for h in re.findall(r'<rect class="s\d" x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"', svg)]
-    assert max(heights[0] + heights[1], 0) == pytest.approx(164 * 40 / 50)  # 40 of a 50 scale on 164 px
+    assert heights[0] + heights[1] == pytest.approx(164)  # the tallest bar, 40, tops a scale of 4 x 10 on 164 px
+    assert heights[2] == pytest.approx(164 * 5 / 40)
+    assert re.findall(r'text-anchor="end">([^<]+)<', svg) == ["0", "10", "20", "30", "40"]
     assert [nice_ceiling(v) for v in (0, 0.3, 7, 40, 101)] == [1, 0.5, 10, 50, 200]
 
 

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from ccgate.http.web import auth, console, dashboard, usage
 from ccgate.http.web.docs import docs_page
 from ccgate.http.web.headers import SecurityHeaders
-from ccgate.http.web.sessions import anonymous, form_action, signed_in
+from ccgate.http.web.sessions import Endpoint, anonymous, form_action, signed_in
 from ccgate.http.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 
 
-def redirect(to: str):
+def redirect(to: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         return RedirectResponse(to, 302)
 
     return endpoint
 
 
-def _console(path: str, page, actions: dict) -> list[Route]:
+def _console(path: str, page: Endpoint, actions: dict[str, Endpoint]) -> list[Route]:
     """A console page and its forms (sub-path -> handler), each refusal shown on the page."""
     routes = [Route(path, signed_in(page, admin=True), methods=["GET"])]
     for sub_path, action in actions.items():

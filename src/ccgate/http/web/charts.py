@@ -40,7 +40,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
     """Stacked bars, one per label, on a scale up to a round number, with a legend when there are
     several series and a tooltip on every segment; `describe` formats values for people."""
     totals = [sum(layer.values[i] for layer in series) for i in range(len(labels))]
-    top = nice_ceiling(max(totals, default=0))
+    top = GRID_LINES * nice_ceiling(max(totals, default=0) / GRID_LINES)  # every grid line a round number
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_width / max(len(labels), 1)
     bar = min(slot * 0.7, MAX_BAR_WIDTH)

@@ -42,7 +42,7 @@ async def overview_page(request: Request) -> Response:
     answered = [(seen[m]["requests"] if m in seen else 0) - failed for m, failed in zip(minutes, errors)]
     labels = [datetime.fromtimestamp(m * 60, timezone.utc).strftime("%H:%M") for m in minutes]
     chart = bar_chart("Requests per minute, last hour (UTC)", labels,
-                      [Series("Answered", answered), Series("Errors", errors)], lambda value: f"{value:.0f}")
+                      [Series("Answered", answered), Series("Errors", errors)])
     accounts = account_rows(await ops.list_accounts(), _now_ms())
     return render(request, "console_overview.html", title="Console", overview=overview, chart=chart,
                   last_minute=answered[-2] + errors[-2], hour_requests=sum(answered) + sum(errors),

@@ -60,7 +60,7 @@ def number(form: FormData, name: str, label: str, *, negative: bool = False) -> 
     return value
 
 
-def day(raw: str, label: str) -> date | None:
+def iso_day(raw: str, label: str) -> date | None:
     """A YYYY-MM-DD date, or None when empty."""
     if not raw:
         return None

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ccgate.http.web.charts import Series, bar_chart
-from ccgate.http.web.forms import FormError, day
+from ccgate.http.web.forms import FormError, iso_day
 from ccgate.http.web.render import gateway_of, render, usd
 from ccgate.http.web.reports import EPOCH, UsageReport, build_report
 from ccgate.http.web.sessions import session_of
@@ -51,8 +51,8 @@ class UsageFilters:
 
 
 def parse_filters(params: QueryParams, today: date) -> UsageFilters:
-    last = day(params.get("to", ""), "To") or today
-    first = day(params.get("from", ""), "From") or last - timedelta(days=DEFAULT_DAYS - 1)
+    last = iso_day(params.get("to", ""), "To") or today
+    first = iso_day(params.get("from", ""), "From") or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise FormError("the first day comes after the last")
     if (last - first).days >= MAX_DAYS:
@@ -75,7 +75,7 @@ def money(micro: float) -> str:
 
 
 def usage_charts(report: UsageReport) -> dict[str, Markup]:
-    days = [day.strftime("%m-%d") for day in report.days]
+    days = [when.strftime("%m-%d") for when in report.days]
     tokens = [
         Series("Input", [totals.input_tokens for totals in report.per_day]),
         Series("Output", [totals.output_tokens for totals in report.per_day]),
@@ -113,6 +113,8 @@ def cell(value: object) -> object:
 async def usage_csv(request: Request) -> Response:
     gateway, user = gateway_of(request), session_of(request).user
     filters = filters_of(request)
+    if error := getattr(request.state, "error", None):
+        return PlainTextResponse(error, 400)
     rows = await gateway.ops.recent_requests(limit=CSV_ROWS, **filters.query(user["id"]))
     names = {key["id"]: key["name"] for key in await gateway.ops.list_keys(user["email"])}
     buffer = io.StringIO()

@@ -481,6 +481,7 @@ def test_changing_the_password_and_logging_out_end_sessions(site, new_context, o
     kept = [c for c in first.cookies() if c["name"] == "ccgate_session"]
     page.click("button:has-text('Log out')")
     assert "logged out" in page.inner_text(".notice")
+    shoot(page, "login")
     replay = new_context()
     replay.add_cookies(kept)
     assert replay.request.get("/dashboard/keys", max_redirects=0).status == 303, "a logged-out session is dead"

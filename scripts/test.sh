@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=()
+DEBIAN_PACKAGES=(redis-server postgresql chromium)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ${#DEBIAN_PACKAGES[@]} -gt 0 ]; then
   missing=()
   for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -17,6 +17,17 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ${#DEBIAN_PACKA
   fi
 fi
 
+# The real Claude Code, for the test that points it at `ccgate demo` (a binary inside an npm package).
+CLAUDE_CODE_VERSION=2.1.330
+if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/claude ]; then
+  npm install --prefix .tools --no-audit --no-fund --silent "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null 2>&1 \
+    || echo "Claude Code could not be installed; its test will say so"
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+
+# Every test on one process and SQLite; then the policy, pool and cache suites again, unchanged,
+# against three worker processes sharing PostgreSQL and Redis.
+.venv/bin/python -m pytest "$@"
+CCGATE_TEST_DEPLOYMENT=scaled .venv/bin/python -m pytest "$@" tests/test_policy.py tests/test_pool.py tests/test_cache.py

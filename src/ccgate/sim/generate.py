@@ -61,12 +61,16 @@ def _texts(content: Any) -> list[str]:
             if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)]
 
 
+REMINDER_RE = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+
+
 def last_user_text(body: Any) -> str:
-    """The text blocks of the last user message, joined by newlines ("" if there is none)."""
+    """The text blocks of the last user message, joined by newlines ("" if there is none), without the
+    <system-reminder> blocks an agent such as Claude Code adds around what the user typed."""
     messages = body.get("messages") if isinstance(body, dict) else None
     for message in reversed(messages) if isinstance(messages, list) else ():
         if isinstance(message, dict) and message.get("role") == "user":
-            return "\n".join(_texts(message.get("content")))
+            return REMINDER_RE.sub("", "\n".join(_texts(message.get("content")))).strip()
     return ""
 
 
@@ -145,12 +149,22 @@ def _filler(tokens: int) -> str:
     return " ".join(FILLER[i % len(FILLER)] for i in range(tokens))
 
 
-def _pick_tool(tools: list[dict[str, Any]], choice: dict[str, Any]) -> dict[str, Any] | None:
-    """The custom tool to call: the named one for tool_choice `tool`, else the first."""
+def _name_words(name: str) -> set[str]:
+    """The words of a tool name (`get_weather`, `WebFetch`) long enough to mean something."""
+    return {word.lower() for word in re.split(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])", name) if len(word) >= 4}
+
+
+def _pick_tool(tools: list[dict[str, Any]], choice: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The custom tool to call: the named one for tool_choice `tool`, the first for `any`, and for `auto`
+    the first whose name the user's text mentions (so "Weather in Tokyo?" calls get_weather while
+    "Say hello" gets an answer, even from an agent offering dozens of tools)."""
     custom = [tool for tool in tools if tool.get("type", "custom") == "custom"]
     if choice.get("type") == "tool":
         return next((tool for tool in custom if tool["name"] == choice["name"]), None)
-    return custom[0] if custom else None
+    if choice.get("type") == "any":
+        return custom[0] if custom else None
+    words = set(re.findall(r"\w+", text.lower()))
+    return next((tool for tool in custom if _name_words(tool["name"]) & words), None)
 
 
 def _answer(results: list[dict[str, Any]], text: str, directives: Directives) -> str:
@@ -177,7 +191,7 @@ def _plan(body: dict[str, Any], text: str, directives: Directives) -> list[dict[
     steered = directives.reply is not None or directives.tokens is not None
     tool = None
     if body.get("tools") and choice["type"] != "none" and not results and (forced or not steered):
-        tool = _pick_tool(body["tools"], choice)
+        tool = _pick_tool(body["tools"], choice, text)
     blocks: list[dict[str, Any]] = []
     if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
         intent = f"call the {tool['name']} tool" if tool else "answer directly"

@@ -74,11 +74,12 @@ def test_upstream_credentials_are_encrypted_at_rest(gateway):
     (["accounts", "add", "bad", "--api-key", "k", "--base-url", "ftp://x"], "base URL"),
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(gateway, args, message):
-    before = gateway.cli("accounts", "list").stdout
+    tables = ("users", "api_keys", "accounts", "ledger")
+    before = {table: gateway.query(f"select * from {table}") for table in tables}
     result = gateway.cli(*args, check=False)
     assert result.returncode == 2
     assert message in result.stderr
-    assert gateway.cli("accounts", "list").stdout == before
+    assert {table: gateway.query(f"select * from {table}") for table in tables} == before
 
 
 def test_duplicate_user_is_refused(gateway, email):

@@ -29,5 +29,6 @@ fi
 
 # Every test on one process and SQLite; then the policy, pool and cache suites again, unchanged,
 # against three worker processes sharing PostgreSQL and Redis.
-.venv/bin/python -m pytest "$@"
-CCGATE_TEST_DEPLOYMENT=scaled .venv/bin/python -m pytest "$@" tests/test_policy.py tests/test_pool.py tests/test_cache.py
+# The tests wait on servers far more than they compute, so three run side by side.
+.venv/bin/python -m pytest -n 3 "$@"
+CCGATE_TEST_DEPLOYMENT=scaled .venv/bin/python -m pytest -n 3 "$@" tests/test_policy.py tests/test_pool.py tests/test_cache.py

@@ -90,6 +90,7 @@ class Pipeline:
             if not streaming:
                 ticket.release()
                 self.end_lead(call)
+                await self.gw.state.caught_up()
 
     # -- the response cache ----------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ class StreamRelay:
                     if not await pipeline.settle_quietly(call, self.ticket):
                         yield dialect.stream_error("api_error", "usage could not be recorded; answer withheld")
                         return
+                    await pipeline.gw.state.caught_up()
                     if builder is not None and builder.complete and call.error_type is None:
                         await pipeline.remember(call, builder.message)
                 if out:

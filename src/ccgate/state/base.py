@@ -83,6 +83,10 @@ class AdmissionState(Protocol):
     def release(self, settlement: Settlement) -> None:
         """Give the lease, token reservation and credit hold back (never blocks)."""
 
+    async def caught_up(self) -> None:
+        """Return once the commits and releases scheduled so far are applied, so the client's next
+        request finds its lease back."""
+
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing: ...
 
     async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:

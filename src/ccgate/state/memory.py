@@ -119,6 +119,9 @@ class MemoryState:
         if settlement.hold_micro is not None:
             self._held[settlement.user_id] -= settlement.hold_micro
 
+    async def caught_up(self) -> None:
+        """Nothing is ever pending here."""
+
     # -- reporting and configuration -------------------------------------------------------------
 
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing:

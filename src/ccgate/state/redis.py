@@ -339,6 +339,8 @@ class RedisState:
         self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._failed = 0  # scheduled runs that could not be applied since the last flush
+        self._scheduled = self._applied = 0  # runs scheduled and runs done (applied or failed), ever
+        self._waiters: list[tuple[int, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
 
@@ -366,6 +368,16 @@ class RedisState:
         """Schedule giving the lease, the token reservation and the credit hold back."""
         self._mine.pop(settlement.lease_id, None)
         self._schedule(self._release, settlement, [settlement.lease_id])
+
+    async def caught_up(self) -> None:
+        """Return once everything scheduled before this call is applied (later work is not waited for,
+        so a steady stream of requests cannot starve the caller)."""
+        target = self._scheduled
+        if self._applied >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        await waiter
 
     async def flush(self) -> None:
         """Wait until every scheduled commit and release is applied; raise if any could not be."""
@@ -452,6 +464,7 @@ class RedisState:
         return key.leases, key.reserved, user.holds, user.held
 
     def _schedule(self, script: AsyncScript, settlement: Settlement, args: list[str | int]) -> None:
+        self._scheduled += 1
         self._pending.put_nowait(Pending(script, self._keys(settlement.user_id, settlement.key_id), args))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain(), name="redis-state-drain")
@@ -470,6 +483,18 @@ class RedisState:
             finally:
                 for _ in batch:
                     self._pending.task_done()
+                self._applied += len(batch)
+                self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        still = []
+        for target, waiter in self._waiters:
+            if self._applied >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
 
     async def _apply(self, batch: list[Pending]) -> None:
         with reachable():

@@ -77,6 +77,9 @@ class ResilientState:
         side = self.shared if lease_id.startswith(SHARED) else self.local
         return side, replace(settlement, lease_id=lease_id[len(SHARED):])
 
+    async def caught_up(self) -> None:
+        await self.shared.caught_up()  # a failed run counts as done: this never waits on a dead Redis
+
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing:
         if not self.degraded:
             try:

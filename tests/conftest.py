@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from harness import Gateway, Simulator
 
 _emails = itertools.count(1)

@@ -57,7 +57,7 @@ class Simulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra: str) -> "Simulator":
+    def start(self, *extra: str) -> Simulator:
         self.process = subprocess.Popen([*CCGATE, "sim", "--port", str(self.port), *extra],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
@@ -127,7 +127,7 @@ class Gateway:
             raise AssertionError(f"ccgate {' '.join(args)} failed: {result.stderr}")
         return result
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
         log = open(self.log_path, "ab")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from harness import free_port, stop_process, wait_for_port
 
 
@@ -42,7 +41,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = require(shutil.which("redis-server") or "/usr/bin/redis-server", "redis-server")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -72,7 +71,7 @@ class PostgresServer:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         self.bin = require(_postgres_bin(), "postgresql")
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
@@ -81,7 +80,7 @@ class PostgresServer:
                           "-E", "UTF8")
         return self.resume()
 
-    def resume(self) -> "PostgresServer":
+    def resume(self) -> PostgresServer:
         """Start the cluster (again, after stop)."""
         self._as_postgres(f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-l", f"{self.directory}/log", "-w",
                           "start", "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
@@ -108,14 +107,14 @@ class PostgresServer:
 class Deployment:
     """PostgreSQL and Redis for scaled gateways, started once when first asked for."""
 
-    _instance: "Deployment | None" = None
+    _instance: Deployment | None = None
 
     def __init__(self) -> None:
         self.redis = RedisServer().start()
         self.postgres = PostgresServer().start()
 
     @classmethod
-    def shared(cls) -> "Deployment":
+    def shared(cls) -> Deployment:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance

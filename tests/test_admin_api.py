@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import anthropic
-
 from test_messages import raw
 
 

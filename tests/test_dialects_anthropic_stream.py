@@ -5,7 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccgate.dialects.anthropic_stream import MessageBuilder, encode_events, message_events
+from ccgate.dialects.anthropic_stream import (
+    MessageBuilder,
+    encode_events,
+    message_events,
+)
 from ccgate.relay.sse import EventSplitter, event_data, event_name
 
 text = st.text(max_size=300)

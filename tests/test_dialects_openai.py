@@ -22,7 +22,11 @@ from ccgate.dialects.openai_request import (
     TranslationError,
     to_anthropic_request,
 )
-from ccgate.dialects.openai_response import FINISH_REASONS, openai_usage, to_openai_response
+from ccgate.dialects.openai_response import (
+    FINISH_REASONS,
+    openai_usage,
+    to_openai_response,
+)
 from ccgate.dialects.openai_stream import DONE, KEEP_ALIVE, ChunkTranslator, encode
 
 MODEL = "claude-sonnet-4-6"

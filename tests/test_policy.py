@@ -8,12 +8,11 @@ import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import anthropic
 import openai
 import pytest
-
 from harness import Gateway, Simulator
 from test_messages import raw
 
@@ -191,9 +190,9 @@ def test_expired_key_is_401(gateway, email):
     key = gateway.new_key(email)
     key_id = gateway.cli("keys", "list", email).stdout.split()[0]
     assert post(gateway, key, message_body())[0] == 200
-    expiry = datetime.now(timezone.utc) + timedelta(seconds=8)  # room for the CLI to start on a busy machine
+    expiry = datetime.now(UTC) + timedelta(seconds=8)  # room for the CLI to start on a busy machine
     gateway.cli("keys", "update", key_id, "--expires", expiry.isoformat())
-    time.sleep(max(0.0, (expiry - datetime.now(timezone.utc)).total_seconds()) + 0.2)
+    time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.2)
     status, _, payload = post(gateway, key, message_body())
     assert status == 401 and "expired" in payload["error"]["message"]
 

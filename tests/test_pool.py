@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
-
 from harness import Gateway, Simulator
-from test_messages import list_price_micro, raw, usage_of
+from test_messages import list_price_micro, usage_of
 from test_policy import message_body, post
 
 HEALTHY = 200

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_messages import usage_of
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from harness import free_port, stop_process, wait_for_port
 from redis.asyncio import Redis
 
 from ccgate.state.base import Decision, Limits, Settlement, StateUnavailable
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
-from harness import free_port, stop_process, wait_for_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WINDOW = 3600
@@ -37,7 +37,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.directory)],

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 
 import anthropic
 import pytest
+from harness import Gateway
 from starlette.responses import Response
 
-from harness import Gateway
 from ccgate.http.web.charts import Series, bar_chart, nice_ceiling
 from ccgate.http.web.render import usd
 from ccgate.http.web.sessions import set_cookie

@@ -11,7 +11,6 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,10 +18,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ccgate import metrics
 from ccgate.billing.catalog import Catalog
-from ccgate.cache.policy import CachePolicy
-from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.prices import ModelPrice
+from ccgate.cache.policy import CachePolicy
+from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
 from ccgate.call import Call
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
-from ccgate.ops import DEFAULT_BASE_URL, KeyLimits, Operations, OperationError
+from ccgate.ops import DEFAULT_BASE_URL, KeyLimits, OperationError, Operations
 from ccgate.store.db import create_engine, migrate
 
 DEMO_EMAIL = "demo@ccgate.local"

@@ -54,7 +54,7 @@ class Settings:
     lease_ttl: float
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         """Settings from CCGATE_* variables; the database defaults to SQLite in the data dir."""
         data_dir = Path(os.environ.get("CCGATE_DATA_DIR") or "./ccgate-data").resolve()
         database_url = os.environ.get("CCGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'ccgate.sqlite3'}"

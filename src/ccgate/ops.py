@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 
 from argon2 import PasswordHasher
@@ -84,7 +84,7 @@ def parse_expiry(text: str) -> int:
     except ValueError:
         raise OperationError(f"expires: not a date: {text!r} (use e.g. 2027-01-31 or 2027-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     expires_ms = int(moment.timestamp() * 1000)
     if expires_ms <= repo.now_ms():
         raise OperationError(f"expires: {text} is in the past")

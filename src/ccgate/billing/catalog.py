@@ -23,7 +23,7 @@ class Catalog:
         return self._by_name.get(name)
 
     @classmethod
-    async def load(cls, conn: AsyncConnection) -> "Catalog":
+    async def load(cls, conn: AsyncConnection) -> Catalog:
         models = []
         for row, aliases in await repo.enabled_models(conn):
             models.append(ModelPrice(

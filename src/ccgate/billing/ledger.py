@@ -6,20 +6,18 @@ import asyncio
 import functools
 import logging
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, insert, literal_column, update
-from sqlalchemy import URL, Table
+from sqlalchemy import URL, Table, bindparam, case, insert, literal_column, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
 from ccgate.store.db import sqlite_pragmas
-
 from ccgate.store.schema import api_keys, ledger, usage, users
 
 log = logging.getLogger("ccgate.ledger")
@@ -159,7 +157,7 @@ class BatchWrites:
     last_used: list[dict]
 
     @classmethod
-    def of(cls, batch: list[UsageRecord]) -> "BatchWrites":
+    def of(cls, batch: list[UsageRecord]) -> BatchWrites:
         debits: dict[int, int] = defaultdict(int)
         last_used: dict[str, int] = {}
         ledger_rows = []

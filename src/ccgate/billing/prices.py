@@ -55,7 +55,7 @@ class Usage:
     def cache_write_tokens(self) -> int:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
-    def writes_as_reads(self) -> "Usage":
+    def writes_as_reads(self) -> Usage:
         """The same tokens with cache writes counted as reads: how a cache rebuilt because the
         gateway moved a session to another account is billed."""
         return Usage(self.input_tokens, self.output_tokens, self.cache_read_tokens + self.cache_write_tokens, 0, 0)

@@ -134,7 +134,7 @@ class Gate:
             key.window_seconds or defaults.window_seconds,
         )
 
-    async def admit(self, call: "Call") -> Ticket:
+    async def admit(self, call: Call) -> Ticket:
         key, model = call.key, call.model
         if key.models is not None and model.id not in key.models and not key.models.intersection(model.aliases):
             raise GatewayError(403, f"this key may not use model {model.id}")

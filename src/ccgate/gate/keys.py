@@ -45,7 +45,7 @@ class KeyDirectory:
         return self._by_hash.get(key_hash)
 
     @classmethod
-    async def load(cls, conn: AsyncConnection) -> "KeyDirectory":
+    async def load(cls, conn: AsyncConnection) -> KeyDirectory:
         records = {}
         for row in await repo.load_live_keys(conn):
             records[row["key_hash"]] = KeyRecord(

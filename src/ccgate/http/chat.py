@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -13,10 +14,14 @@ from ccgate.dialects.errors import openai_error_body, openai_error_object
 from ccgate.dialects.openai_request import TranslationError, to_anthropic_request
 from ccgate.dialects.openai_response import to_openai_response
 from ccgate.dialects.openai_stream import DONE, KEEP_ALIVE, ChunkTranslator, encode
-from ccgate.errors import GatewayError, invalid
+from ccgate.errors import invalid
 from ccgate.http.bodies import parse_body
+from ccgate.http.endpoint import endpoint
 from ccgate.relay.sse import event_data, event_name
 from ccgate.route.sessions import session_key
+
+if TYPE_CHECKING:
+    from ccgate.app import Gateway
 
 
 class OpenAIDialect:
@@ -60,29 +65,24 @@ class OpenAIDialect:
             return openai_error_body("api_error", f"upstream answered HTTP {status}")
 
 
-async def chat_completions(request: Request) -> Response:
-    gateway = request.app.state.gateway
-    dialect = OpenAIDialect()
-    call = Call(dialect)
+@endpoint(OpenAIDialect, recorded=True)
+async def chat_completions(request: Request, gateway: Gateway, call: Call) -> Response:
+    call.key = gateway.authenticate(request)
+    body = await gateway.read_body(request)
+    data = parse_body(body)
+    if not isinstance(data.get("model"), str):
+        raise invalid("model: Field required" if "model" not in data else "model: Input should be a valid string")
+    call.model = gateway.resolve_model(data["model"])
     try:
-        call.key = gateway.authenticate(request)
-        body = await gateway.read_body(request)
-        data = parse_body(body)
-        if not isinstance(data.get("model"), str):
-            raise invalid("model: Field required" if "model" not in data else "model: Input should be a valid string")
-        call.model = gateway.resolve_model(data["model"])
-        try:
-            translated = to_anthropic_request(data, default_max_tokens=call.model.max_tokens)
-        except TranslationError as error:
-            raise invalid(error.message) from None
-        options = data.get("stream_options")
-        dialect.expect_usage_chunk(isinstance(options, dict) and bool(options.get("include_usage")))
-        call.stream = bool(translated.get("stream"))
-        call.max_tokens = translated["max_tokens"]
-        upstream_body = orjson.dumps(translated)
-        call.body_size = len(upstream_body)
-        call.session = session_key(call.key.id, translated, request.headers.get("x-claude-code-session-id"))
-        gateway.ask_cache(call, translated, request.headers)
-        return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
-    except GatewayError as error:
-        return gateway.error_response(call, error)
+        translated = to_anthropic_request(data, default_max_tokens=call.model.max_tokens)
+    except TranslationError as error:
+        raise invalid(error.message) from None
+    options = data.get("stream_options")
+    call.dialect.expect_usage_chunk(isinstance(options, dict) and bool(options.get("include_usage")))
+    call.stream = bool(translated.get("stream"))
+    call.max_tokens = translated["max_tokens"]
+    upstream_body = orjson.dumps(translated)
+    call.body_size = len(upstream_body)
+    call.session = session_key(call.key.id, translated, request.headers.get("x-claude-code-session-id"))
+    gateway.ask_cache(call, translated, request.headers)
+    return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ccgate.dialects.errors import anthropic_error_body, openai_error_body
 from ccgate.errors import GatewayError
 
+
 def encode_error(dialect: str, error: GatewayError, request_id: str) -> bytes:
     """The error body in Anthropic's or OpenAI's envelope."""
     if dialect == "openai":

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ccgate.call import Call
-from ccgate.errors import GatewayError, invalid
+from ccgate.errors import invalid
 from ccgate.http.bodies import parse_body
+from ccgate.http.endpoint import endpoint
 from ccgate.relay.sse import encode_event
 from ccgate.route.sessions import session_key
+
+if TYPE_CHECKING:
+    from ccgate.app import Gateway
 
 
 class AnthropicDialect:
@@ -33,8 +39,6 @@ class AnthropicDialect:
     def upstream_error(self, status: int, raw: bytes) -> bytes:
         return raw
 
-
-ANTHROPIC = AnthropicDialect()
 
 _TYPE_NAMES = {str: "a valid string", list: "a valid list", dict: "a valid dictionary", bool: "a valid boolean"}
 
@@ -77,33 +81,25 @@ def upstream_path(request: Request, path: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-async def create_message(request: Request) -> Response:
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        call.key = gateway.authenticate(request)
-        body = await gateway.read_body(request)
-        data = parse_messages_request(body)
-        call.model = gateway.resolve_model(data["model"])
-        call.stream = data.get("stream", False)
-        call.max_tokens = data["max_tokens"]
-        call.body_size = len(body)
-        call.session = session_key(call.key.id, data, request.headers.get("x-claude-code-session-id"))
-        gateway.ask_cache(call, data, request.headers)
-        return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, request.headers.raw)
-    except GatewayError as error:
-        return gateway.error_response(call, error)
+@endpoint(AnthropicDialect, recorded=True)
+async def create_message(request: Request, gateway: Gateway, call: Call) -> Response:
+    call.key = gateway.authenticate(request)
+    body = await gateway.read_body(request)
+    data = parse_messages_request(body)
+    call.model = gateway.resolve_model(data["model"])
+    call.stream = data.get("stream", False)
+    call.max_tokens = data["max_tokens"]
+    call.body_size = len(body)
+    call.session = session_key(call.key.id, data, request.headers.get("x-claude-code-session-id"))
+    gateway.ask_cache(call, data, request.headers)
+    return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, request.headers.raw)
 
 
-async def count_tokens(request: Request) -> Response:
+@endpoint(AnthropicDialect)
+async def count_tokens(request: Request, gateway: Gateway, call: Call) -> Response:
     """Forwarded upstream as it is; free, unrecorded, and exempt from the key's limits."""
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        call.key = gateway.authenticate(request)
-        body = await gateway.read_body(request)
-        call.model = gateway.resolve_model(parse_messages_request(body, counting=True)["model"])
-        path = upstream_path(request, "/v1/messages/count_tokens")
-        return await gateway.pipeline.passthrough(call, path, body, request.headers.raw)
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+    call.key = gateway.authenticate(request)
+    body = await gateway.read_body(request)
+    call.model = gateway.resolve_model(parse_messages_request(body, counting=True)["model"])
+    path = upstream_path(request, "/v1/messages/count_tokens")
+    return await gateway.pipeline.passthrough(call, path, body, request.headers.raw)

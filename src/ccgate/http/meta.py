@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -13,9 +14,13 @@ from ccgate.call import Call
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait, describe_window
 from ccgate.http.bodies import parse_body
-from ccgate.http.messages import ANTHROPIC
+from ccgate.http.endpoint import endpoint
+from ccgate.http.messages import AnthropicDialect
 from ccgate.ops import OperationError
 from ccgate.store import repo
+
+if TYPE_CHECKING:
+    from ccgate.app import Gateway
 
 
 def model_object(model: ModelPrice) -> dict:
@@ -49,30 +54,22 @@ def _page(models: list[ModelPrice], params) -> tuple[list[ModelPrice], bool]:
     return models[start:start + limit], start + limit < len(models)
 
 
-async def list_models(request: Request) -> Response:
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        key = gateway.authenticate(request)
-        visible = [m for m in gateway.catalog.models
-                   if key.models is None or m.id in key.models or key.models.intersection(m.aliases)]
-        page, has_more = _page(visible, request.query_params)
-        return json_response(call, {
-            "data": [model_object(model) for model in page], "has_more": has_more,
-            "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None, "object": "list",
-        })
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+@endpoint(AnthropicDialect)
+async def list_models(request: Request, gateway: Gateway, call: Call) -> Response:
+    key = gateway.authenticate(request)
+    visible = [m for m in gateway.catalog.models
+               if key.models is None or m.id in key.models or key.models.intersection(m.aliases)]
+    page, has_more = _page(visible, request.query_params)
+    return json_response(call, {
+        "data": [model_object(model) for model in page], "has_more": has_more,
+        "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None, "object": "list",
+    })
 
 
-async def get_model(request: Request) -> Response:
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        gateway.authenticate(request)
-        return json_response(call, model_object(gateway.resolve_model(request.path_params["model_id"])))
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+@endpoint(AnthropicDialect)
+async def get_model(request: Request, gateway: Gateway, call: Call) -> Response:
+    gateway.authenticate(request)
+    return json_response(call, model_object(gateway.resolve_model(request.path_params["model_id"])))
 
 
 def usage_object(row: dict) -> dict:
@@ -89,52 +86,44 @@ def usage_object(row: dict) -> dict:
         "cost_micro": row["cost_micro"], "cost_usd": row["cost_micro"] / 1_000_000,
         "streamed": row["streamed"], "dialect": row["dialect"], "cache_hit": row["cache_hit"],
         "latency_ms": row["latency_ms"], "ttft_ms": row["ttft_ms"],
-        "created_at": datetime.fromtimestamp(row["created_ms"] / 1000, timezone.utc).isoformat(),
+        "created_at": datetime.fromtimestamp(row["created_ms"] / 1000, UTC).isoformat(),
     }
 
 
-async def get_usage(request: Request) -> Response:
+@endpoint(AnthropicDialect)
+async def get_usage(request: Request, gateway: Gateway, call: Call) -> Response:
     """A request's usage, for its own user's keys only; anyone else learns nothing (404)."""
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        key = gateway.authenticate(request)
-        async with gateway.engine.connect() as conn:
-            row = await repo.usage_row(conn, request.path_params["request_id"])
-        if row is None or row["user_id"] != key.user_id:
-            raise GatewayError(404, f"no request {request.path_params['request_id']} for this key")
-        return json_response(call, usage_object(row))
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+    key = gateway.authenticate(request)
+    async with gateway.engine.connect() as conn:
+        row = await repo.usage_row(conn, request.path_params["request_id"])
+    if row is None or row["user_id"] != key.user_id:
+        raise GatewayError(404, f"no request {request.path_params['request_id']} for this key")
+    return json_response(call, usage_object(row))
 
 
-async def key_status(request: Request) -> Response:
+@endpoint(AnthropicDialect)
+async def key_status(request: Request, gateway: Gateway, call: Call) -> Response:
     """The seed's key-status: the key's budget, limits and standing, and its user's credit."""
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
-    try:
-        key = gateway.authenticate(request)
-        rpm, concurrency, budget, window = gateway.gate.limits_of(key)
-        standing = await gateway.state.standing(key.id, key.user_id, window)
-        payload = {
-            "key": key.display, "id": key.id, "name": key.name, "status": "active",
-            "budget": {
-                "total_tokens": budget, "used_tokens": standing.tokens_used,
-                "remaining_tokens": max(budget - standing.tokens_used, 0), "window": describe_window(window),
-                "resets_in": describe_wait(standing.tokens_reset_in) if standing.tokens_reset_in else None,
-            } if budget else None,
-            "rate_limit": {
-                "rpm": rpm or None, "concurrent": concurrency or None,
-                "requests_last_minute": standing.requests_last_minute, "in_flight": standing.in_flight,
-            },
-            "models": sorted(key.models) if key.models else None,
-            "expires_at": (datetime.fromtimestamp(key.expires_ms / 1000, timezone.utc).isoformat()
-                           if key.expires_ms else None),
-            "credit": credit_object(key.prepaid, standing.balance_micro, standing.held_micro),
-        }
-        return json_response(call, payload)
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+    key = gateway.authenticate(request)
+    rpm, concurrency, budget, window = gateway.gate.limits_of(key)
+    standing = await gateway.state.standing(key.id, key.user_id, window)
+    payload = {
+        "key": key.display, "id": key.id, "name": key.name, "status": "active",
+        "budget": {
+            "total_tokens": budget, "used_tokens": standing.tokens_used,
+            "remaining_tokens": max(budget - standing.tokens_used, 0), "window": describe_window(window),
+            "resets_in": describe_wait(standing.tokens_reset_in) if standing.tokens_reset_in else None,
+        } if budget else None,
+        "rate_limit": {
+            "rpm": rpm or None, "concurrent": concurrency or None,
+            "requests_last_minute": standing.requests_last_minute, "in_flight": standing.in_flight,
+        },
+        "models": sorted(key.models) if key.models else None,
+        "expires_at": (datetime.fromtimestamp(key.expires_ms / 1000, UTC).isoformat()
+                       if key.expires_ms else None),
+        "credit": credit_object(key.prepaid, standing.balance_micro, standing.held_micro),
+    }
+    return json_response(call, payload)
 
 
 def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> dict:
@@ -145,19 +134,15 @@ def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> 
             "held_micro": held_micro, "available_micro": max(balance - held_micro, 0)}
 
 
-async def redeem_code(request: Request) -> Response:
+@endpoint(AnthropicDialect)
+async def redeem_code(request: Request, gateway: Gateway, call: Call) -> Response:
     """POST /v1/credit/redeem {"code": "CC-..."}: a user tops up their own credit."""
-    gateway = request.app.state.gateway
-    call = Call(ANTHROPIC)
+    key = gateway.authenticate(request)
+    code = parse_body(await gateway.read_body(request)).get("code")
+    if not isinstance(code, str) or not code.strip():
+        raise GatewayError(400, "code: Field required")
     try:
-        key = gateway.authenticate(request)
-        code = parse_body(await gateway.read_body(request)).get("code")
-        if not isinstance(code, str) or not code.strip():
-            raise GatewayError(400, "code: Field required")
-        try:
-            balance = await gateway.ops.redeem_code(key.user_id, code)
-        except OperationError as error:
-            raise GatewayError(400, str(error)) from None
-        return json_response(call, {"redeemed": True, "balance_micro": balance, "balance_usd": balance / 1_000_000})
-    except GatewayError as error:
-        return gateway.error_response(call, error, record=False)
+        balance = await gateway.ops.redeem_code(key.user_id, code)
+    except OperationError as error:
+        raise GatewayError(400, str(error)) from None
+    return json_response(call, {"redeemed": True, "balance_micro": balance, "balance_usd": balance / 1_000_000})

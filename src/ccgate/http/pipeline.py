@@ -13,16 +13,16 @@ from starlette.responses import Response
 
 from ccgate.billing.prices import Usage, cost_micro
 from ccgate.cache.policy import hit_cost, storable, tokens_saved
-from ccgate.dialects.anthropic_stream import encode_events, message_events
-from ccgate.gate.admission import Ticket
 from ccgate.call import Call
+from ccgate.dialects.anthropic_stream import encode_events, message_events
 from ccgate.errors import GatewayError
+from ccgate.gate.admission import Ticket
+from ccgate.http.streaming import StreamRelay
 from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.relay.headers import upstream_headers
 from ccgate.relay.sse import event_data, event_name
 from ccgate.route.pool import Account
 from ccgate.route.router import rate_limit_wait
-from ccgate.http.streaming import StreamRelay
 
 if TYPE_CHECKING:
     from ccgate.app import Gateway
@@ -58,7 +58,7 @@ def _error_message(raw: bytes, status: int) -> str:
 class Pipeline:
     """Carries a parsed, authenticated request to an upstream and its answer back."""
 
-    def __init__(self, gateway: "Gateway") -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self._background: set[asyncio.Task] = set()
         self._leads: dict[str, asyncio.Future] = {}

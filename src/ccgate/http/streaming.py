@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import anyio
 import orjson
 
-from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.dialects.anthropic_stream import MessageBuilder
+from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.relay.sse import EventSplitter, event_data
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class StreamRelay:
     before the first chunk was asked for.
     """
 
-    def __init__(self, pipeline: "Pipeline", call: "Call", attempt: "Attempt", ticket: "Ticket") -> None:
+    def __init__(self, pipeline: Pipeline, call: Call, attempt: Attempt, ticket: Ticket) -> None:
         self.pipeline = pipeline
         self.call = call
         self.attempt = attempt

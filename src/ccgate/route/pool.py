@@ -39,7 +39,7 @@ class AccountPool:
         return [account for account in self.accounts if account.serves(model_id, aliases)]
 
     @classmethod
-    async def load(cls, conn: AsyncConnection, box: SecretBox) -> "AccountPool":
+    async def load(cls, conn: AsyncConnection, box: SecretBox) -> AccountPool:
         return cls([
             Account(
                 id=row["id"], name=row["name"], api_key=box.decrypt(row["api_key_enc"]),

@@ -24,7 +24,13 @@ from ccgate.sim.catalog import get_model, list_models
 from ccgate.sim.config import SimConfig
 from ccgate.sim.errors import ApiError, invalid
 from ccgate.sim.faults import Fault, FaultBook, fault_from_headers
-from ccgate.sim.generate import Directives, Reply, generate, last_user_text, read_directives
+from ccgate.sim.generate import (
+    Directives,
+    Reply,
+    generate,
+    last_user_text,
+    read_directives,
+)
 from ccgate.sim.ids import new_id
 from ccgate.sim.ratelimit import RateLimiter
 from ccgate.sim.records import Recorder

@@ -36,7 +36,14 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ccgate.state.base import Decision, Limits, Meter, Settlement, Standing, StateUnavailable
+from ccgate.state.base import (
+    Decision,
+    Limits,
+    Meter,
+    Settlement,
+    Standing,
+    StateUnavailable,
+)
 
 log = logging.getLogger("ccgate.state.redis")
 

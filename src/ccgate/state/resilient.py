@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from ccgate import metrics
 from ccgate.state.base import Decision, Limits, Settlement, Standing, StateUnavailable

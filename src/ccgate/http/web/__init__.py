@@ -44,7 +44,7 @@ def _console(path: str, page: Endpoint, actions: dict[str, Endpoint]) -> list[Ro
     return routes
 
 
-def create_web_app(gateway: "Gateway") -> Starlette:
+def create_web_app(gateway: Gateway) -> Starlette:
     pages = [
         Route("/", redirect("/docs"), methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),

@@ -4,16 +4,29 @@ Every change goes through the same Operations as the admin API and the CLI."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ccgate.http.web.charts import Series, bar_chart
-from ccgate.http.web.forms import FormError, number, optional_whole, read_form, secret, text
+from ccgate.http.web.forms import (
+    FormError,
+    number,
+    optional_whole,
+    read_form,
+    secret,
+    text,
+)
 from ccgate.http.web.render import done, gateway_of, render
 from ccgate.http.web.sessions import session_of
-from ccgate.ops import DEFAULT_BASE_URL, PRICE_COLUMNS, SIGNUP_MODES, WebSettings, usd_to_micro
+from ccgate.ops import (
+    DEFAULT_BASE_URL,
+    PRICE_COLUMNS,
+    SIGNUP_MODES,
+    WebSettings,
+    usd_to_micro,
+)
 
 MAX_CODES_AT_ONCE = 100
 
@@ -40,7 +53,7 @@ async def overview_page(request: Request) -> Response:
     seen = {row["minute"]: row for row in overview.per_minute}
     errors = [int(seen[m]["errors"]) if m in seen else 0 for m in minutes]
     answered = [(seen[m]["requests"] if m in seen else 0) - failed for m, failed in zip(minutes, errors)]
-    labels = [datetime.fromtimestamp(m * 60, timezone.utc).strftime("%H:%M") for m in minutes]
+    labels = [datetime.fromtimestamp(m * 60, UTC).strftime("%H:%M") for m in minutes]
     chart = bar_chart("Requests per minute, last hour (UTC)", labels,
                       [Series("Answered", answered), Series("Errors", errors)])
     accounts = account_rows(await ops.list_accounts(), _now_ms())

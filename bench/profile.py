@@ -54,8 +54,9 @@ def top_functions(collapsed: Path, thread: str) -> tuple[int, Counter, Counter]:
 def record(pid: int, seconds: int, native: bool, out: Path) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [py_spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "250", "-f", "raw", "-o", str(out)]
-    # Sampling without pausing the process keeps its timing honest; C frames need it paused.
-    result = subprocess.run(command + (["--native"] if native else ["--nonblocking"]), capture_output=True, text=True)
+    # py-spy pauses the process for each sample: without that (--nonblocking) most samples fail and
+    # the ones that succeed are biased towards system calls.
+    result = subprocess.run(command + (["--native"] if native else []), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"py-spy failed: {result.stderr}")
 

@@ -88,10 +88,11 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def revision(rev: str | None) -> str:
-    """The ccgate measured: a commit exported from git, or this checkout (marked if src/ has changes)."""
-    if rev is not None:
-        return f"ccgate {git('rev-parse', '--short', rev)} (`{rev}`, exported from git)"
+def revision(commit: str | None) -> str:
+    """The ccgate measured, told before the run starts (others may commit meanwhile): a commit
+    exported from git, or this checkout (marked if its src/ has changes)."""
+    if commit is not None:
+        return f"ccgate {commit[:7]} (exported from git)"
     dirty = git("status", "--porcelain", "src")
     return f"ccgate {git('rev-parse', '--short', 'HEAD')}" + (" + uncommitted changes in src/" if dirty else "")
 
@@ -101,13 +102,13 @@ def wrk_version() -> str:
     return (result.stdout or result.stderr).split(" Copyright")[0].strip()
 
 
-def report(rows: list[Row], notes: list[str], *, cores: Cores, smoke: bool, rev: str | None) -> str:
+def report(rows: list[Row], notes: list[str], *, measured: str, cores: Cores, smoke: bool) -> str:
     """The whole result: when and where it was measured, the table, and the notes that explain it."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         "# ccgate benchmark" + (" (smoke run: too short to mean anything)" if smoke else ""),
         "",
-        f"- date: {now}; {revision(rev)}",
+        f"- date: {now}; {measured}",
         f"- machine: {cpu_model()}, nproc {os.cpu_count()}, Linux {platform.release()}; "
         f"Python {platform.python_version()}; {wrk_version()}",
         f"- pinning: {cores.describe()}",

@@ -29,7 +29,7 @@ from bench.bodies import Bodies
 from bench.load import Target, WrkResult, percentile, time_to_first_byte, wrk, wrk_command, wrk_environment
 from bench.procs import (ROOT, SIM_KEY, Cores, CpuClock, Neighbours, Service, Stack, pin, raise_open_files_limit,
                          redis_server, rss_mb, serve_has_workers, wait_for_quiet, wait_until_key_works)
-from bench.report import Goal, Row, at_most, report, throughput_goal
+from bench.report import Goal, Row, at_most, git, report, revision, throughput_goal
 
 RESULTS = ROOT / "bench" / "results" / "latest.md"
 THROUGHPUT_CONNECTIONS = 32
@@ -203,7 +203,8 @@ class Bench:
             f"{chat.events_out:.0f} OpenAI chunks.",
             f"other processes on this machine took {direct.neighbours:.0%}, {floor.neighbours:.0%}, "
             f"{messages.neighbours:.0%} and {chat.neighbours:.0%} of its CPU during the direct, floor, ccgate "
-            f"{MESSAGES} and {CHAT} runs" + (" — **a busy machine: these numbers are not to be trusted**." if max(
+            f"{MESSAGES} and {CHAT} runs (a path is measured again, {self.plan.attempts} times in all at most, "
+            f"while they take more than {BUSY_MACHINE:.0%})" + ("; **the runs above that were disturbed: read their numbers with care**." if max(
                 n.neighbours for n in (direct, floor, messages, chat)) > BUSY_MACHINE else "."),
         ]
 
@@ -344,9 +345,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def use_revision(rev: str, work: Path) -> None:
-    """Export `rev`'s src/ into `work` and put it first on the path of every process started from here."""
-    archive = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, capture_output=True, check=True).stdout
+def use_commit(commit: str, work: Path) -> None:
+    """Export the commit's src/ into `work` and put it first on the path of every process started from here."""
+    archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "src"), os.environ.get("PYTHONPATH")]))
 
@@ -365,12 +366,14 @@ def main() -> None:
     cores = Cores.of_this_machine()
     pin(os.getpid(), cores.load)  # wrk, curl and the simulator start from here and inherit it
     raise_open_files_limit()
+    commit = git("rev-parse", "--verify", f"{args.rev}^{{commit}}") if args.rev is not None else None
+    measured = revision(commit)
     with tempfile.TemporaryDirectory(prefix="ccgate-bench-") as work:
-        if args.rev is not None:
-            use_revision(args.rev, Path(work))
+        if commit is not None:
+            use_commit(commit, Path(work))
         bench = Bench(plan, cores, Path(work))
         rows = bench.run()
-    text = report(rows, static_notes(plan) + bench.notes, cores=cores, smoke=plan.smoke, rev=args.rev)
+    text = report(rows, static_notes(plan) + bench.notes, measured=measured, cores=cores, smoke=plan.smoke)
     print(text)
     out = args.out or (None if plan.smoke else RESULTS)
     if out is not None:

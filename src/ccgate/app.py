@@ -49,7 +49,13 @@ from ccgate.store.db import create_engine
 log = logging.getLogger("ccgate")
 
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
-STATUS_REFRESH = 5.0  # seconds between reports when nothing changed, so a live process stays counted
+STATUS_REFRESH = 5.0  # seconds between reports of load alone; also keeps a live process counted
+LOAD_FIELDS = ("in_flight", "requests_last_minute")
+
+
+def steady(health: list[dict]) -> list[dict]:
+    """Account health without the load figures that change with every request."""
+    return [{k: v for k, v in row.items() if k not in LOAD_FIELDS} for row in health]
 
 
 def credential(request: Request) -> str | None:
@@ -182,7 +188,9 @@ class Gateway:
                 if version != self.version:
                     await self.reload()
                 health = self.router.snapshot()
-                if health != last_health or time.monotonic() - reported > STATUS_REFRESH:
+                # Health (a cooldown, an error) is reported at once; load figures change under any
+                # traffic, and writing them each interval held the lock the usage commits wait for.
+                if steady(health) != steady(last_health) or time.monotonic() - reported > STATUS_REFRESH:
                     async with self.engine.begin() as conn:
                         await repo.replace_account_status(conn, self.process, health)
                     last_health, reported = health, time.monotonic()

@@ -45,7 +45,6 @@ class Settings:
     idle_timeout: float
     failover_attempts: int
     reload_interval: float
-    log_prompts: bool
     default_rpm: int
     default_concurrency: int
     default_token_budget: int
@@ -72,7 +71,6 @@ class Settings:
             idle_timeout=_env_float("CCGATE_IDLE_TIMEOUT", 300.0),
             failover_attempts=_env_int("CCGATE_FAILOVER_ATTEMPTS", 3),
             reload_interval=_env_float("CCGATE_RELOAD_INTERVAL", 0.5),
-            log_prompts=_env_bool("CCGATE_LOG_PROMPTS", False),
             default_rpm=_env_int("CCGATE_DEFAULT_RPM", 0),
             default_concurrency=_env_int("CCGATE_DEFAULT_CONCURRENCY", 0),
             default_token_budget=_env_int("CCGATE_DEFAULT_TOKEN_BUDGET", 0),

@@ -41,12 +41,6 @@ class Attempt:
     body: bytes | None  # read already, unless it is a stream still to relay
 
 
-def _retry_after(headers) -> float | None:
-    try:
-        return float(headers.get("retry-after", ""))
-    except ValueError:
-        return None
-
 
 def _error_message(raw: bytes, status: int) -> str:
     try:
@@ -186,7 +180,7 @@ class Pipeline:
                 return Attempt(response, account, raw)
             router.end(account)
             message, cause = _error_message(raw, status), RETRYABLE_CAUSES.get(status, "server_error")
-            retry_after = rate_limit_wait(response.headers) if status == 429 else _retry_after(response.headers)
+            retry_after = rate_limit_wait(response.headers) if status == 429 else None  # only 429 waits are told
             router.failed(account, cause, message, retry_after)
             if cause in ("unauthorized", "forbidden"):
                 await self.gw.disable_account(account, f"upstream answered {status}: {message}")

@@ -80,9 +80,6 @@ async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int) 
     return result.scalar_one_or_none()
 
 
-async def user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
-    row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
-    return dict(row) if row else None
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -127,9 +124,6 @@ async def all_accounts(conn: AsyncConnection) -> list[Row]:
     return [dict(row) for row in (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings()]
 
 
-async def account_by_name(conn: AsyncConnection, name: str) -> Row | None:
-    row = (await conn.execute(select(accounts).where(accounts.c.name == name))).mappings().first()
-    return dict(row) if row else None
 
 
 async def update_account(conn: AsyncConnection, name: str, values: Row) -> int:
@@ -191,10 +185,6 @@ async def insert_ledger(conn: AsyncConnection, user_id: int, kind: str, amount_m
     ))
 
 
-async def ledger_sum(conn: AsyncConnection, user_id: int) -> int:
-    total = await conn.execute(select(func.coalesce(func.sum(ledger.c.amount_micro), 0))
-                               .where(ledger.c.user_id == user_id))
-    return int(total.scalar_one())
 
 
 async def last_ledger_id(conn: AsyncConnection) -> int:

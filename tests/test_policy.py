@@ -14,6 +14,7 @@ import anthropic
 import openai
 import pytest
 from harness import Gateway, Simulator
+from services import wait_until
 from test_messages import raw
 
 PROMPT = [{"role": "user", "content": "hi"}]
@@ -125,11 +126,10 @@ def test_client_hang_up_mid_stream_frees_the_lease_and_cancels_upstream(slow_sta
         while b"message_start" not in received:
             received += conn.recv(65536)
         assert key_status(gateway, key)["rate_limit"]["in_flight"] == 1
-    deadline = time.monotonic() + 1.0
-    while key_status(gateway, key)["rate_limit"]["in_flight"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert key_status(gateway, key)["rate_limit"]["in_flight"] == 0, "lease not back within a second"
-    assert simulator.stats()["cancelled_streams"] == cancelled_before + 1
+    assert wait_until(lambda: key_status(gateway, key)["rate_limit"]["in_flight"] == 0, timeout=1.0), \
+        "lease not back within a second"
+    assert wait_until(lambda: simulator.stats()["cancelled_streams"] == cancelled_before + 1), \
+        "the upstream stream is cancelled"
     assert post(gateway, key, message_body())[0] == 200
 
 

@@ -12,6 +12,7 @@ import anthropic
 import openai
 import pytest
 from harness import Gateway, Simulator
+from services import wait_until
 from test_messages import list_price_micro, usage_of
 from test_policy import message_body, post
 
@@ -191,7 +192,8 @@ def test_an_idle_upstream_stream_is_cut_with_an_error_event(tmp_path, email):
         key = gateway.new_key(email)
         status, _, payload = post(gateway, key, message_body(max_tokens=50, text="[[sim:tokens=20]]", stream=True))
         assert status == 200 and b"event: error" in payload and b"message_stop" not in payload
-        assert slow_sim.stats()["cancelled_streams"] == 1, "the silent upstream request is cancelled"
+        assert wait_until(lambda: slow_sim.stats()["cancelled_streams"] == 1, timeout=5), \
+            "the silent upstream request is cancelled"
     finally:
         gateway.stop()
         slow_sim.stop()

@@ -34,7 +34,7 @@ class Health:
     cooldown_until: float = 0.0  # epoch seconds
     cause: str | None = None
     consecutive_failures: int = 0
-    last_error: str | None = None
+    last_error: str | None = None  # "cause: message", kept after the cooldown ends
     last_error_at: float | None = None
     in_flight: int = 0
     recent: deque = field(default_factory=deque)  # start times of the last minute's requests
@@ -177,7 +177,7 @@ class Router:
         seconds = cooldown_for(cause, health.consecutive_failures, retry_after)
         now = time.time()
         health.cooldown_until = now + seconds
-        health.cause, health.last_error, health.last_error_at = cause, message, now
+        health.cause, health.last_error, health.last_error_at = cause, f"{cause}: {message}", now
         log.warning("account %s: %s, cooling down %.1fs (%s)", account.name, cause, seconds, message)
         if self.on_cooldown is not None:
             self.on_cooldown(account.id, health.cooldown_until, cause, message)
@@ -188,7 +188,7 @@ class Router:
         health = self.health.setdefault(account_id, Health())
         if until > health.cooldown_until:
             health.cooldown_until, health.cause = until, cause
-            health.last_error, health.last_error_at = message, time.time()
+            health.last_error, health.last_error_at = f"{cause}: {message}", time.time()
 
     def snapshot(self) -> list[dict]:
         """Each account's health as rows of account_status, for operators and the CLI."""

@@ -84,7 +84,7 @@ def test_a_cooldown_learned_by_one_process_is_known_to_all(stack, sim):
     key = stack.new_key("cool@example.com")
     assert post(stack, key, message_body(text="first"))[0] == 200
     assert sim.stats()["by_key"][spare_key] == 1
-    time.sleep(0.3)
+    time.sleep(1.0)  # the cooldown travels by Redis pub/sub; give a busy machine time to deliver it
     assert all(post(stack, key, message_body(text=f"then {i}"))[0] == 200 for i in range(20))
     assert sim.stats()["by_key"][spare_key] == 1, "no process tried the cooling account again"
     stack.wait_reload()

@@ -16,6 +16,7 @@ import pytest
 from harness import free_port, stop_process, wait_for_port
 from redis.asyncio import Redis
 
+from ccgate.route.shared import MAX_SESSIONS, RedisSticky, learn
 from ccgate.state.base import Decision, Limits, Settlement, StateUnavailable
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
@@ -102,14 +103,12 @@ def settlement(claim: Limits, decision: Decision, *, tokens: int = 0, cost: int 
 
 
 def finish(state, claim: Limits, decision: Decision, *, tokens: int = 0, cost: int = 0) -> None:
-    """What the ledger writer does once the request's row is committed: commit, then release."""
-    done = settlement(claim, decision, tokens=tokens, cost=cost)
-    state.commit(done)
-    state.release(done)
+    """What the ledger writer does once the request's row is committed."""
+    state.settle(settlement(claim, decision, tokens=tokens, cost=cost))
 
 
 async def settled(state) -> None:
-    """Wait for scheduled commits and releases (MemoryState applies them at once)."""
+    """Wait for scheduled settlements and releases (MemoryState applies them at once)."""
     if isinstance(state, RedisState):
         await state.flush()
 
@@ -201,6 +200,21 @@ async def test_commit_debits_the_cost_and_release_frees_the_hold(state):
 
     standing = await state.standing(claim.key_id, claim.user_id, WINDOW)
     assert (standing.balance_micro, standing.held_micro) == (880, 0)
+
+
+async def test_settling_a_lease_already_given_back_debits_but_frees_nothing_twice(state):
+    await state.set_balances({1: 1000})
+    claim = limits(concurrency=2, budget=1000, reserve=100, hold=300)
+    first, second = await admit_all(state, claim, 2)
+    state.release(settlement(claim, first))  # the client went away before the row was committed
+    state.settle(settlement(claim, first, tokens=40, cost=120), release=False)
+    await settled(state)
+
+    standing = await state.standing(claim.key_id, claim.user_id, WINDOW)
+    assert (standing.balance_micro, standing.held_micro, standing.tokens_used) == (880, 300, 40)
+    assert standing.in_flight == 1, "the other request's lease, hold and reservation stay"
+    assert (await state.admit(limits(concurrency=2, budget=1000, reserve=860, hold=580))).admitted
+    assert not (await state.admit(limits(concurrency=3, budget=1000, reserve=1, hold=1))).admitted
 
 
 async def test_a_postpaid_user_is_never_checked_nor_debited(state):
@@ -305,7 +319,7 @@ async def test_set_balances_keeps_a_live_balance(make_redis):
 async def test_a_debit_without_a_live_balance_is_left_to_the_database(make_redis):
     state = make_redis()
     claim = limits(user=3, hold=100)
-    state.commit(settlement(claim, Decision(True, lease_id="3.gone"), cost=100))
+    state.settle(settlement(claim, Decision(True, lease_id="3.gone"), cost=100), release=False)
     await state.flush()
     assert (await state.standing("key-1", 3, WINDOW)).balance_micro is None
 
@@ -326,6 +340,18 @@ async def test_a_credit_entry_reaches_every_process_exactly_once(make_redis):
     await two.apply_credits([(6, 1, -50), (7, 1, 500)])  # the other process sees the same entries
     assert (await two.standing("key-1", 1, WINDOW)).balance_micro == 550
     assert (await two.admit(limits(hold=550))).admitted
+
+
+async def test_scripts_redis_forgot_are_loaded_again(make_redis, redis_url):
+    state = make_redis()
+    claim = limits(concurrency=1)
+    first = await state.admit(claim)
+    raw = Redis.from_url(redis_url)
+    await raw.script_flush()  # what a restart of Redis does
+    await raw.aclose()
+    state.release(settlement(claim, first))
+    await state.flush()
+    assert (await state.admit(claim)).admitted, "the release ran, and so did the admission after it"
 
 
 async def test_idle_keys_expire(make_redis, redis_url):
@@ -362,3 +388,34 @@ async def test_every_method_raises_state_unavailable_when_redis_is_away(tmp_path
     with pytest.raises(StateUnavailable):
         await state.flush()  # ...but the flush says what could not be applied
     await state.stop()
+
+
+async def test_a_session_account_is_shared_and_written_only_when_it_changes(redis_url):
+    raw = Redis.from_url(redis_url, decode_responses=True)
+    prefix = f"sticky{next(_prefixes)}:"
+    one, other = RedisSticky(raw, prefix), RedisSticky(raw, prefix)
+    writes_before = await writes(raw)
+    for _ in range(50):  # a conversation's steady requests
+        one.put("key-1:s1", 7)
+    await asyncio.gather(*one._pending)
+    assert await writes(raw) - writes_before == 1, "the same account is told once, not per request"
+    assert await other.get("key-1:s1") == 7
+
+    one.put("key-1:s1", 8)  # failover moved it
+    await asyncio.gather(*one._pending)
+    assert await raw.get(prefix + "key-1:s1") == "8"
+    assert 3590 < await raw.ttl(prefix + "key-1:s1") <= 3600
+    await raw.aclose()
+
+
+async def writes(raw: Redis) -> int:
+    return int((await raw.info("commandstats")).get("cmdstat_set", {}).get("calls", 0))
+
+
+def test_a_process_remembers_a_bounded_number_of_sessions():
+    entries: dict[str, tuple[int, float]] = {}
+    for number in range(MAX_SESSIONS + 1):
+        learn(entries, f"s{number}", 1, 0.0)
+    learn(entries, "s0", 2, 0.0)  # gone already: learned anew, as the newest
+    assert len(entries) < MAX_SESSIONS and "s1" not in entries and f"s{MAX_SESSIONS}" in entries
+    assert list(entries)[-1] == "s0"

@@ -422,9 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SERVICES = {"serve", "sim", "demo", "migrate"}  # commands that log their progress; the others print results
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.command in SERVICES else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         args.func(args)
     except OperationError as error:

@@ -89,13 +89,13 @@ class Ticket:
         )
 
     def on_commit(self, usage: Usage, cost: int) -> Callable[[], None]:
-        """What the ledger writer does the moment this request's row is committed: apply the real use,
-        then release, so the hold never lapses before the debit it covers is in place."""
+        """What the ledger writer does the moment this request's row is committed: apply the real use
+        and release in one step, so the hold never lapses before the debit it covers is in place."""
         settlement = self._settlement(usage, cost)
 
         def apply() -> None:
-            self._state.commit(settlement)
-            self.release()
+            release, self._released = not self._released, True
+            self._state.settle(settlement, release=release)
 
         return apply
 

@@ -77,14 +77,15 @@ class Standing:
 class AdmissionState(Protocol):
     async def admit(self, limits: Limits) -> Decision: ...
 
-    def commit(self, settlement: Settlement) -> None:
-        """Called by the ledger writer right after the request's usage row is committed."""
+    def settle(self, settlement: Settlement, *, release: bool = True) -> None:
+        """Apply a committed request's real use, then give its lease back unless it already was
+        (never blocks).  Called by the ledger writer right after the request's usage row is committed."""
 
     def release(self, settlement: Settlement) -> None:
         """Give the lease, token reservation and credit hold back (never blocks)."""
 
     async def caught_up(self) -> None:
-        """Return once the commits and releases scheduled so far are applied, so the client's next
+        """Return once the settlements and releases scheduled so far are applied, so the client's next
         request finds its lease back."""
 
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing: ...

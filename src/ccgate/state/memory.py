@@ -105,12 +105,15 @@ class MemoryState:
             self._held[limits.user_id] += limits.hold_micro
         return Decision(True, lease_id=lease_id, meters=meters)
 
-    def commit(self, settlement: Settlement) -> None:
-        """Apply a committed request's real use: its tokens to the window, its cost to the balance."""
+    def settle(self, settlement: Settlement, *, release: bool = True) -> None:
+        """Apply a committed request's real use (its tokens to the window, its cost to the balance),
+        then give its lease back."""
         if settlement.window_seconds:
             self._tokens[settlement.key_id].add(time.time(), settlement.tokens_used)
         if settlement.hold_micro is not None and settlement.user_id in self._balances:
             self._balances[settlement.user_id] -= settlement.cost_micro
+        if release:
+            self.release(settlement)
 
     def release(self, settlement: Settlement) -> None:
         """Give the lease, the token reservation and the credit hold back."""

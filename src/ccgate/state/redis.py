@@ -25,16 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccgate.state.base import (
     Decision,
@@ -44,6 +39,7 @@ from ccgate.state.base import (
     Standing,
     StateUnavailable,
 )
+from ccgate.state.batches import ScriptBatches, cancel, reachable
 
 log = logging.getLogger("ccgate.state.redis")
 
@@ -193,10 +189,21 @@ end
 return {1, meters}
 """
 
-COMMIT = """
--- Apply a committed request's real use.  ARGV: cost ('' when postpaid), tokens used, window
--- seconds ('' when the key has no budget).
-local cost, used, window = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+# Giving a lease back: the key's slot and reservation, the user's hold.  A lease that expired
+# meanwhile was already pruned with what it held, so nothing is freed twice.
+GIVE_BACK = """
+local function give_back(lease)
+  for _, claims in ipairs({{leases, reserved}, {holds, held}}) do
+    redis.call('ZREM', claims[1], lease)
+    redis.call('HDEL', claims[2], lease)
+  end
+end
+"""
+
+SETTLE = """
+-- Apply a committed request's real use, then give its lease back.  ARGV: cost ('' when postpaid),
+-- tokens used, window seconds ('' when the key has no budget), lease id ('' when already given back).
+local cost, used, window, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local live = tonumber(redis.call('GET', balance))
 if cost and live then
   -- Only a balance Redis already holds; never below zero, as the database debits it.
@@ -206,15 +213,14 @@ if window then
   redis.call('HINCRBY', tokens, math.floor(now_ms() / 60000), used)
   keep(tokens, (window + 60) * 1000)
 end
+if lease ~= '' then
+  give_back(lease)
+end
 """
 
 RELEASE = """
--- Give a lease back: the key's slot and reservation, the user's hold.  ARGV: lease id.
--- A lease that expired meanwhile was already pruned with what it held, so nothing is freed twice.
-for _, claims in ipairs({{leases, reserved}, {holds, held}}) do
-  redis.call('ZREM', claims[1], ARGV[1])
-  redis.call('HDEL', claims[2], ARGV[1])
-end
+-- Give a lease back.  ARGV: lease id.
+give_back(ARGV[1])
 """
 
 STANDING = """
@@ -288,23 +294,6 @@ class KeyKeys(NamedTuple):
     requests: str
 
 
-class Pending(NamedTuple):
-    """A script run scheduled by commit or release."""
-
-    script: AsyncScript
-    keys: list[str]
-    args: list[str | int]
-
-
-@contextmanager
-def reachable() -> Iterator[None]:
-    """Turn the client's connection failures into StateUnavailable."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StateUnavailable(f"Redis is unreachable: {exc}") from exc
-
-
 def seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
@@ -326,8 +315,8 @@ def decision_of(reply: list, lease_id: str) -> Decision:
 class RedisState:
     """Sliding request logs, leases, token windows, balances and holds, shared through Redis.
 
-    commit and release never block: they schedule their script runs on one queue, drained by one
-    task in pipelines, so a release is never applied before the commit that preceded it; `flush`
+    settle and release never block: they schedule their script runs on one queue, drained by one
+    task in pipelines, so a release is never applied before the settlement that preceded it; `flush`
     waits for them.  `start_heartbeat` renews this process's leases until `stop`.
     """
 
@@ -338,17 +327,14 @@ class RedisState:
                                      socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self._ttl_ms = round(lease_ttl * 1000)
-        self._admit, self._commit, self._release, self._standing = (
-            self._redis.register_script(LIBRARY + REQUEST_KEYS + body) for body in (ADMIT, COMMIT, RELEASE, STANDING))
+        self._admit, self._settle, self._release, self._standing = (
+            self._redis.register_script(LIBRARY + REQUEST_KEYS + GIVE_BACK + body)
+            for body in (ADMIT, SETTLE, RELEASE, STANDING))
         self._renew = self._redis.register_script(LIBRARY + RENEW)
         self._initialize = self._redis.register_script(INITIALIZE)
         self._credit = self._redis.register_script(CREDIT)
         self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
-        self._pending: asyncio.Queue[Pending] = asyncio.Queue()
-        self._failed = 0  # scheduled runs that could not be applied since the last flush
-        self._scheduled = self._applied = 0  # runs scheduled and runs done (applied or failed), ever
-        self._waiters: list[tuple[int, asyncio.Future]] = []
-        self._drainer: asyncio.Task | None = None
+        self._batches = ScriptBatches(self._redis)
         self._heartbeat: asyncio.Task | None = None
 
     # -- admission -------------------------------------------------------------------------------
@@ -356,42 +342,42 @@ class RedisState:
     async def admit(self, limits: Limits) -> Decision:
         lease_id = f"{limits.user_id}.{secrets.token_hex(8)}"
         hold = "" if limits.hold_micro is None else limits.hold_micro
-        with reachable():
-            reply = await self._admit(self._keys(limits.user_id, limits.key_id), [
+        keys = self._keys(limits.user_id, limits.key_id)
+        try:
+            reply = await self._batches.run(self._admit, keys, [
                 lease_id, hold, limits.token_budget or 0, limits.window_seconds, limits.reserve_tokens,
                 limits.rpm or 0, limits.concurrency or 0, self._ttl_ms])
+        except asyncio.CancelledError:  # the run may still admit: give that lease back right after it
+            self._batches.schedule(self._release, keys, [lease_id])
+            raise
         decision = decision_of(reply, lease_id)
         if decision.admitted:
             self._mine[lease_id] = limits.key_id
         return decision
 
-    def commit(self, settlement: Settlement) -> None:
-        """Schedule a committed request's real use: its cost off the balance, its tokens into the window."""
+    def settle(self, settlement: Settlement, *, release: bool = True) -> None:
+        """Schedule a committed request's real use (its cost off the balance, its tokens into the
+        window) and, in the same script run, giving its lease back."""
         cost = "" if settlement.hold_micro is None else settlement.cost_micro
         window = settlement.window_seconds or ""
-        self._schedule(self._commit, settlement, [cost, settlement.tokens_used, window])
+        lease = ""
+        if release:
+            self._mine.pop(settlement.lease_id, None)
+            lease = settlement.lease_id
+        self._batches.schedule(self._settle, self._settlement_keys(settlement),
+                               [cost, settlement.tokens_used, window, lease])
 
     def release(self, settlement: Settlement) -> None:
         """Schedule giving the lease, the token reservation and the credit hold back."""
         self._mine.pop(settlement.lease_id, None)
-        self._schedule(self._release, settlement, [settlement.lease_id])
+        self._batches.schedule(self._release, self._settlement_keys(settlement), [settlement.lease_id])
 
     async def caught_up(self) -> None:
-        """Return once everything scheduled before this call is applied (later work is not waited for,
-        so a steady stream of requests cannot starve the caller)."""
-        target = self._scheduled
-        if self._applied >= target:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, waiter))
-        await waiter
+        await self._batches.caught_up()
 
     async def flush(self) -> None:
-        """Wait until every scheduled commit and release is applied; raise if any could not be."""
-        await self._pending.join()
-        failed, self._failed = self._failed, 0
-        if failed:
-            raise StateUnavailable(f"{failed} scheduled commits and releases could not be applied")
+        """Wait until every scheduled settlement and release is applied; raise if any could not be."""
+        await self._batches.flush()
 
     # -- leases ----------------------------------------------------------------------------------
 
@@ -414,8 +400,8 @@ class RedisState:
         try:
             await self.flush()
         finally:
-            await cancel(self._drainer)
-            self._heartbeat = self._drainer = None
+            await self._batches.close()
+            self._heartbeat = None
             await self._redis.aclose()
 
     # -- reporting and configuration -------------------------------------------------------------
@@ -432,7 +418,7 @@ class RedisState:
         """Load the database's prepaid balances Redis does not hold yet, each marked as including every
         credit entry up to `credited_through`; once loaded, Redis is their live authority, kept current
         by commits and `apply_credits`."""
-        await self._pending.join()  # this process's debits land before any balance that includes them
+        await self._batches.flush()  # this process's debits land before any balance that includes them
         with reachable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id, balance in balances.items():
@@ -470,45 +456,8 @@ class RedisState:
         key, user = self._key(key_id), self._user(user_of(lease_id))
         return key.leases, key.reserved, user.holds, user.held
 
-    def _schedule(self, script: AsyncScript, settlement: Settlement, args: list[str | int]) -> None:
-        self._scheduled += 1
-        self._pending.put_nowait(Pending(script, self._keys(settlement.user_id, settlement.key_id), args))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name="redis-state-drain")
-
-    async def _drain(self) -> None:
-        """Apply scheduled runs in order, all that have gathered in one pipeline."""
-        while True:
-            batch = [await self._pending.get()]
-            while not self._pending.empty():
-                batch.append(self._pending.get_nowait())
-            try:
-                await self._apply(batch)
-            except Exception:  # one failed batch must not stop the ones after it
-                self._failed += len(batch)
-                log.exception("%d commits and releases could not be applied to Redis", len(batch))
-            finally:
-                for _ in batch:
-                    self._pending.task_done()
-                self._applied += len(batch)
-                self._wake_waiters()
-
-    def _wake_waiters(self) -> None:
-        still = []
-        for target, waiter in self._waiters:
-            if self._applied >= target:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                still.append((target, waiter))
-        self._waiters = still
-
-    async def _apply(self, batch: list[Pending]) -> None:
-        with reachable():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for run in batch:
-                    await run.script(run.keys, run.args, client=pipe)
-                await pipe.execute()
+    def _settlement_keys(self, settlement: Settlement) -> list[str]:
+        return self._keys(settlement.user_id, settlement.key_id)
 
     async def _beat(self) -> None:
         while True:
@@ -518,9 +467,3 @@ class RedisState:
             except StateUnavailable as exc:
                 log.warning("could not renew %d leases: %s", len(self._mine), exc)
 
-
-async def cancel(task: asyncio.Task | None) -> None:
-    """Cancel a background task and wait for it to end."""
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

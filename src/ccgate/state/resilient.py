@@ -64,9 +64,9 @@ class ResilientState:
                 self._degrade(error)
         return _tagged(await self.local.admit(limits), LOCAL)
 
-    def commit(self, settlement: Settlement) -> None:
+    def settle(self, settlement: Settlement, *, release: bool = True) -> None:
         side, lease = self._side(settlement)
-        side.commit(lease)
+        side.settle(lease, release=release)
 
     def release(self, settlement: Settlement) -> None:
         side, lease = self._side(settlement)

@@ -9,6 +9,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
+from functools import partial
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -16,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccgate import metrics
 from ccgate.billing.catalog import Catalog
@@ -31,7 +34,6 @@ from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.http import chat, messages, meta
-from ccgate.http.admin import create_admin_api
 from ccgate.http.errors import encode_error
 from ccgate.http.pipeline import Pipeline
 from ccgate.http.web import create_web_app
@@ -277,15 +279,35 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     ]
     table = [Route(prefix + route.path, route.endpoint, methods=route.methods)
              for prefix in ("/v1", "/v1/v1") for route in v1]
-    admin = create_admin_api()
-    admin.state.gateway = gateway
     return table + [
-        Mount("/admin/api", app=admin),
+        Mount("/admin/api", app=BuiltOnFirstUse(partial(admin_api, gateway))),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Mount("", app=create_web_app(gateway)),
     ]
+
+
+def admin_api(gateway: Gateway) -> ASGIApp:
+    from ccgate.http.admin import create_admin_api
+
+    admin = create_admin_api()
+    admin.state.gateway = gateway
+    return admin
+
+
+class BuiltOnFirstUse:
+    """An ASGI app made when its first request comes: the admin API's FastAPI and pydantic (some
+    14 MB) stay out of a process that is never asked for it."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._app = self._build()
+        await self._app(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:

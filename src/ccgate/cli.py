@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,14 @@ def _with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
     asyncio.run(run())
 
 
+def _migrate_in_child() -> None:
+    """Bring the database to the newest schema in a child process, so that a server never imports
+    Alembic (some 10 MB it would keep for its whole life)."""
+    done = subprocess.run([sys.executable, "-m", "ccgate", "migrate"], stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise OperationError("the database could not be migrated (see the errors above)")
+
+
 def _uvicorn_options(host: str, port: int) -> dict:
     return {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
             "log_level": "warning", "access_log": False, "server_header": False}
@@ -50,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise OperationError(
             "--workers above 1 needs CCGATE_REDIS_URL: the processes must share rate limits, leases, "
             "credit holds and cooldowns, or each would enforce its own")
-    migrate(settings.database_url)
+    _migrate_in_child()
     print(f"ccgate listening on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(data: {settings.data_dir})", flush=True)
     if args.workers > 1:
@@ -104,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from ccgate.sim.server import start_sim
 
     settings = Settings.from_env()
-    migrate(settings.database_url)
+    _migrate_in_child()
 
     async def main() -> None:
         runner, sim_port = await start_sim("127.0.0.1", args.sim_port, SimConfig())

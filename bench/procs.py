@@ -43,7 +43,7 @@ class Cores:
     load: frozenset[int]
 
     @classmethod
-    def of_this_machine(cls) -> "Cores":
+    def of_this_machine(cls) -> Cores:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             return cls(frozenset(cpus), frozenset(cpus))
@@ -89,6 +89,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def family(pid: int) -> list[int]:
+    """A process and its descendants (a server's worker processes)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # it has ended
+        return []
+    return [pid, *(member for child in children for member in family(int(child)))]
+
+
 def serve_has_workers() -> bool:
     """Whether `ccgate serve` takes --workers yet."""
     return "--workers" in admin(os.environ.copy(), "serve", "--help")
@@ -113,7 +122,7 @@ class Service:
     def pid(self) -> int:
         return self.process.pid
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         output = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen([*self.command, "--port", str(self.port)], env=self.env, stdout=output,
                                         stderr=subprocess.STDOUT)
@@ -176,7 +185,7 @@ class Stack:
     gateway: Service | None = None
     key: str = ""
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.sim = Service([*CCGATE, "sim", *self.sim_args], self.cores.load).start()
         self.floor = Service([sys.executable, str(ROOT / "bench" / "floor.py"), "--upstream", self.sim.url],
                              self.cores.proxy).start()
@@ -219,17 +228,17 @@ def redis_server(cpus: frozenset[int], directory: Path) -> Service | None:
 
 
 class CpuClock:
-    """The CPU time a process used, and the wall time that passed, inside a `with` block (no process:
-    no CPU time)."""
+    """The CPU time a process and its descendants used, and the wall time that passed, inside a `with`
+    block (no process: no CPU time)."""
 
     def __init__(self, pid: int | None) -> None:
         self.pid = pid
         self.used = self.elapsed = 0.0
 
     def _cpu(self) -> float:
-        return cpu_seconds(self.pid) if self.pid is not None else 0.0
+        return sum(cpu_seconds(pid) for pid in family(self.pid)) if self.pid is not None else 0.0
 
-    def __enter__(self) -> "CpuClock":
+    def __enter__(self) -> CpuClock:
         self._start, self._wall = self._cpu(), time.monotonic()
         return self
 
@@ -262,7 +271,7 @@ class Neighbours:
         return times.user + times.system + times.children_user + times.children_system + sum(
             cpu_seconds(pid) for pid in self.pids)
 
-    def __enter__(self) -> "Neighbours":
+    def __enter__(self) -> Neighbours:
         self._machine, self._start, self._wall = machine_cpu_seconds(), self._ours(), time.monotonic()
         return self
 

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.procs import ROOT, Cores
@@ -104,7 +104,7 @@ def wrk_version() -> str:
 
 def report(rows: list[Row], notes: list[str], *, measured: str, cores: Cores, smoke: bool) -> str:
     """The whole result: when and where it was measured, the table, and the notes that explain it."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         "# ccgate benchmark" + (" (smoke run: too short to mean anything)" if smoke else ""),
         "",

@@ -27,8 +27,22 @@ from pathlib import Path
 
 from bench.bodies import Bodies
 from bench.load import Target, WrkResult, percentile, time_to_first_byte, wrk, wrk_command, wrk_environment
-from bench.procs import (ROOT, SIM_KEY, Cores, CpuClock, Neighbours, Service, Stack, pin, raise_open_files_limit,
-                         redis_server, rss_mb, serve_has_workers, wait_for_quiet, wait_until_key_works)
+from bench.procs import (
+    ROOT,
+    SIM_KEY,
+    Cores,
+    CpuClock,
+    Neighbours,
+    Service,
+    Stack,
+    pin,
+    raise_open_files_limit,
+    redis_server,
+    rss_mb,
+    serve_has_workers,
+    wait_for_quiet,
+    wait_until_key_works,
+)
 from bench.report import Goal, Row, at_most, git, report, revision, throughput_goal
 
 RESULTS = ROOT / "bench" / "results" / "latest.md"
@@ -112,7 +126,7 @@ class Bench:
             main.start()
             idle = {"floor": rss_mb(main.floor.pid), "ccgate": rss_mb(main.gateway.pid)}
             direct, floor, messages, chat = self._speed(main)
-            workers = self._workers(main, messages.rate)
+            workers = self._workers(main, messages)
         finally:
             main.stop()
         self._check_usage_rows(main.database, messages.answered + chat.answered + self.workers_answered)
@@ -124,7 +138,7 @@ class Bench:
             paced.stop()
         self._speed_notes(direct, floor, messages, chat)
         return [*speed_rows(MESSAGES, direct, floor, messages, 20),
-                *speed_rows(CHAT + " (OpenAI)", direct, floor, chat, 50), *memory, workers]
+                *speed_rows(CHAT + " (OpenAI)", direct, floor, chat, 50), *memory, *workers]
 
     # -- speed: throughput, latency, time to first byte, relay cost --------------------------------
 
@@ -251,34 +265,47 @@ class Bench:
 
     # -- more than one worker ----------------------------------------------------------------------
 
-    def _workers(self, stack: Stack, one_worker: float) -> Row:
+    def _workers(self, stack: Stack, one_worker: Numbers) -> list[Row]:
+        """Throughput of `serve --workers` and the CPU it spends per request: on this machine the
+        workers, wrk, the simulator and Redis share two cores, so the second row tells how it scales
+        where each worker has a core of its own (throughput = cores / CPU per request)."""
         measure = f"{MESSAGES} throughput, c={WORKERS_CONNECTIONS}, --workers {WORKERS}"
-        goal = Goal(f"≈ {WORKERS} × one worker ({one_worker:,.0f})",
-                    lambda value, floor: value >= 0.85 * WORKERS * one_worker)
+        goal = Goal(f"≈ {WORKERS} × one worker ({one_worker.rate:,.0f})",
+                    lambda value, floor: value >= 0.85 * WORKERS * one_worker.rate)
+        cpu_measure = f"{MESSAGES} CPU per request, c={WORKERS_CONNECTIONS}, --workers {WORKERS} on Redis"
+        cpu_goal = Goal(f"≤ 1.25 × one worker's ({one_worker.per_request:,.0f})",
+                        lambda value, floor: value <= 1.25 * one_worker.per_request)
         if not serve_has_workers():
-            return Row(measure, "req/s", goal=goal, absent="not available yet")
+            return [Row(measure, "req/s", goal=goal, absent="not available yet")]
         redis = redis_server(self.cores.load, self.work)
         if redis is None:
-            return Row(measure, "req/s", goal=goal, absent="needs redis-server")
+            return [Row(measure, "req/s", goal=goal, absent="needs redis-server")]
         try:
-            result = self._workers_throughput(stack, redis.start())
+            result, per_request = self._workers_throughput(stack, redis.start())
         except RuntimeError as error:
-            return Row(measure, "req/s", goal=goal, absent=f"did not run: {error}")
+            return [Row(measure, "req/s", goal=goal, absent=f"did not run: {error}")]
         finally:
             redis.stop()
         self.notes.append(f"--workers {WORKERS}: with Redis (needed above one worker) on the load core; not pinned, "
-                          f"so the workers share both cores with wrk, the simulator and Redis; {result.errors} errors.")
-        return Row(measure, "req/s", ccgate=result.rate, goal=goal)
+                          f"so the workers share both cores with wrk, the simulator and Redis; {result.errors} errors. "
+                          "Its CPU per request is that of all the worker processes together.")
+        return [Row(measure, "req/s", ccgate=result.rate, goal=goal),
+                Row(cpu_measure, "µs", ccgate=per_request, goal=cpu_goal)]
 
-    def _workers_throughput(self, stack: Stack, redis: Service) -> WrkResult:
+    def _workers_throughput(self, stack: Stack, redis: Service) -> tuple[WrkResult, float]:
+        """The run's result, and the µs of CPU the workers spent per request meanwhile."""
         service = stack.start_workers(WORKERS, redis.url.replace("http://", "redis://"))
         try:
             target = Target("ccgate --workers", service.url + MESSAGES, self.bodies.small, stack.key)
             wait_until_key_works(service.url, stack.key)
+            # One worker answering says nothing of the other, which may still be starting: wait until
+            # nothing but the benchmark's servers uses the CPU.
+            wait_for_quiet([*self.live_pids, redis.pid], share=BUSY_MACHINE, seconds=60)
             warmup = wrk(target, connections=WORKERS_CONNECTIONS, seconds=self.plan.warmup_s)
-            result = wrk(target, connections=WORKERS_CONNECTIONS, seconds=self.plan.run_s)
+            with CpuClock(service.pid) as clock:
+                result = wrk(target, connections=WORKERS_CONNECTIONS, seconds=self.plan.run_s)
             self.workers_answered = sum(run.requests - run.errors for run in (warmup, result))
-            return result
+            return result, clock.used / max(result.requests, 1) * 1e6
         finally:
             service.stop()
 

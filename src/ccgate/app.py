@@ -79,7 +79,8 @@ class Gateway:
         self.box = SecretBox(settings.server_secret())
         self.engine = create_engine(settings.database_url)
         self.ops = Operations(self.engine, self.box, settings)
-        self.writer = LedgerWriter(self.engine, on_failure=lambda error: self._database_is(False, error))
+        self.writer = LedgerWriter(self.engine, on_failure=lambda error: self._database_is(False, error),
+                                   background_checkpoints=settings.workers == 1)
         self.router = Router()
         self._credited_through = 0
         self.redis: Redis | None = None

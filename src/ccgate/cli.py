@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -63,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     print(f"ccgate listening on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(data: {settings.data_dir})", flush=True)
     if args.workers > 1:
+        os.environ["CCGATE_WORKERS"] = str(args.workers)  # read by each worker's Settings
         uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers, **_uvicorn_options(args.host, args.port))
     else:
         uvicorn.Server(uvicorn.Config(create_app(settings), **_uvicorn_options(args.host, args.port))).run()

@@ -51,6 +51,7 @@ class Settings:
     default_window: str
     cache: CacheSettings
     lease_ttl: float
+    workers: int  # server processes on this database, as `serve --workers` tells its workers
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -76,6 +77,7 @@ class Settings:
             default_token_budget=_env_int("CCGATE_DEFAULT_TOKEN_BUDGET", 0),
             default_window=os.environ.get("CCGATE_DEFAULT_WINDOW") or "5h",
             lease_ttl=_env_float("CCGATE_LEASE_TTL", 60.0),
+            workers=_env_int("CCGATE_WORKERS", 1),
             cache=CacheSettings(
                 enabled=_env_bool("CCGATE_CACHE", True),
                 ttl=_env_int("CCGATE_CACHE_TTL", 3600),

@@ -300,7 +300,7 @@ class Bench:
             wait_until_key_works(service.url, stack.key)
             # One worker answering says nothing of the other, which may still be starting: wait until
             # nothing but the benchmark's servers uses the CPU.
-            wait_for_quiet([*self.live_pids, redis.pid], share=BUSY_MACHINE, seconds=60)
+            wait_for_quiet([*self.live_pids, redis.pid], share=BUSY_MACHINE, seconds=self.plan.quiet_s)
             warmup = wrk(target, connections=WORKERS_CONNECTIONS, seconds=self.plan.warmup_s)
             with CpuClock(service.pid) as clock:
                 result = wrk(target, connections=WORKERS_CONNECTIONS, seconds=self.plan.run_s)

@@ -30,6 +30,7 @@ ROWS = [
     "RSS idle",
     "RSS with 20 open streams",
     "/v1/messages throughput, c=64, --workers 2",
+    "/v1/messages CPU per request, c=64, --workers 2 on Redis",
 ]
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("curl") is None,

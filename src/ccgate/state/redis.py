@@ -1,6 +1,7 @@
 """Admission state in Redis: the same limits as MemoryState, exact across every process on every host.
 
-Each admission is one Lua script run, so one round trip: it checks credit, token budget, RPM and
+Each admission is one Lua script run (sent in one pipeline with the other runs queued at that
+moment, so at most one round trip): it checks credit, token budget, RPM and
 concurrency in that order and, when all pass, applies them at once, on the Redis server's clock so
 that hosts with skewed clocks agree.  A lease, and the token reservation and credit hold it carries,
 is a claim with an expiry that the holding process renews; a process killed with -9 stops renewing
@@ -315,9 +316,10 @@ def decision_of(reply: list, lease_id: str) -> Decision:
 class RedisState:
     """Sliding request logs, leases, token windows, balances and holds, shared through Redis.
 
-    settle and release never block: they schedule their script runs on one queue, drained by one
-    task in pipelines, so a release is never applied before the settlement that preceded it; `flush`
-    waits for them.  `start_heartbeat` renews this process's leases until `stop`.
+    Admissions, settlements and releases reach Redis through one `ScriptBatches`: the runs of a busy
+    moment share a pipelined round trip, applied in order, so a release is never applied before the
+    settlement that preceded it.  settle and release never block; `flush` waits for them.
+    `start_heartbeat` renews this process's leases until `stop`.
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "ccgate:",

@@ -102,6 +102,20 @@ def test_a_revoked_key_is_refused_by_every_process_within_a_second(stack):
     assert statuses == [401] * 12
 
 
+def test_a_change_announced_through_redis_reaches_every_process_before_its_next_check(sim, tmp_path):
+    gateway = scaled(tmp_path, sim, CCGATE_RELOAD_INTERVAL="60")  # a database check once a minute only
+    try:
+        key = gateway.new_key("announced@example.com")
+        key_id = gateway.cli("keys", "list", "announced@example.com").stdout.split()[0]
+        assert all(post(gateway, key, message_body(text=f"a{i}"))[0] == 200 for i in range(6))
+        gateway.cli("keys", "revoke", key_id)
+        time.sleep(1.0)
+        statuses = [post(gateway, key, message_body(text=f"after{i}"))[0] for i in range(12)]
+        assert statuses == [401] * 12, "every worker reloaded on the announcement, not a minute later"
+    finally:
+        gateway.stop()
+
+
 def test_kill_9_of_a_worker_loses_no_billed_request_and_leaks_no_lease(tmp_path):
     slow_sim = Simulator().start("--tokens-per-sec", "40")
     gateway = scaled(tmp_path, slow_sim, CCGATE_LEASE_TTL="2")

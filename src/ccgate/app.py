@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -24,6 +25,7 @@ from ccgate import metrics
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.prices import ModelPrice
+from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change
 from ccgate.cache.policy import CachePolicy
 from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
 from ccgate.call import Call
@@ -41,7 +43,7 @@ from ccgate.ops import Operations
 from ccgate.relay.client import UpstreamClient
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
-from ccgate.route.shared import HealthBroadcast, MemorySticky, RedisSticky
+from ccgate.route.shared import MemorySticky, RedisSticky
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
@@ -78,13 +80,14 @@ class Gateway:
         self.settings = settings
         self.box = SecretBox(settings.server_secret())
         self.engine = create_engine(settings.database_url)
-        self.ops = Operations(self.engine, self.box, settings)
         self.writer = LedgerWriter(self.engine, on_failure=lambda error: self._database_is(False, error),
                                    background_checkpoints=settings.workers == 1)
         self.router = Router()
         self._credited_through = 0
         self.redis: Redis | None = None
-        self.broadcast: HealthBroadcast | None = None
+        self.broadcast: Broadcast | None = None
+        self._configuration_changed = asyncio.Event()
+        announce = None
         if settings.redis_url:
             self.redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
             prefix = settings.redis_prefix
@@ -92,11 +95,16 @@ class Gateway:
                 RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),
                 on_recovery=self._reload_balances)
             self.sticky = RedisSticky(self.redis, prefix + "sticky:")
-            self.broadcast = HealthBroadcast(self.redis, settings.redis_url, self.router, prefix + "health")
-            self.router.on_cooldown = self.broadcast.publish
+            self.broadcast = Broadcast(self.redis, settings.redis_url)
+            health, configuration = prefix + HEALTH, prefix + CONFIGURATION
+            self.router.on_cooldown = lambda *cooldown: self.broadcast.publish(health, orjson.dumps(cooldown))
+            self.broadcast.on(health, lambda data: self.router.learn(*orjson.loads(data)))
+            self.broadcast.on(configuration, lambda _: self._configuration_changed.set())
+            announce = partial(announce_change, self.redis, configuration)
         else:
             self.state = MemoryState()
             self.sticky = MemorySticky()
+        self.ops = Operations(self.engine, self.box, settings, announce)
         self.gate = Gate(self.state, Defaults(
             rpm=settings.default_rpm, concurrency=settings.default_concurrency,
             token_budget=settings.default_token_budget, window_seconds=parse_duration(settings.default_window),
@@ -174,12 +182,15 @@ class Gateway:
         await self.writer.exclusive(self._refresh_balances)
 
     async def _watch_configuration(self) -> None:
-        """Changes made by the CLI or admin API reach this process within one interval; the
-        accounts' health goes the other way, for `ccgate accounts list` and the console."""
+        """Changes made by the CLI or admin API reach this process within one interval, or at once
+        when they are announced through Redis; the accounts' health goes the other way, for
+        `ccgate accounts list` and the console."""
         last_health: list[dict] = []
         reported = 0.0
         while True:
-            await asyncio.sleep(self.settings.reload_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._configuration_changed.wait(), self.settings.reload_interval)
+            self._configuration_changed.clear()
             try:
                 async with self.engine.connect() as conn:
                     version = await repo.current_version(conn)

@@ -10,7 +10,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
+from redis.asyncio import Redis
+
+from ccgate.broadcast import CONFIGURATION, announce_change
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.ops import DEFAULT_BASE_URL, KeyLimits, OperationError, Operations
@@ -21,16 +25,22 @@ DEMO_ACCOUNT = "simulator"
 
 
 def _with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
-    """Migrate the database, then run one operation against it."""
+    """Migrate the database, then run one operation against it (announcing a change through Redis,
+    when there is one, so running servers reload at once)."""
     settings = Settings.from_env()
     migrate(settings.database_url)
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1) \
+            if settings.redis_url else None
+        announce = partial(announce_change, redis, settings.redis_prefix + CONFIGURATION) if redis else None
         try:
-            await action(Operations(engine, SecretBox(settings.server_secret()), settings))
+            await action(Operations(engine, SecretBox(settings.server_secret()), settings, announce))
         finally:
             await engine.dispose()
+            if redis is not None:
+                await redis.aclose()
 
     asyncio.run(run())
 

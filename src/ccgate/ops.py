@@ -1,7 +1,8 @@
 """Administrative operations: the one implementation behind the CLI, the admin API and the console.
 
-Each change bumps the configuration version in the same transaction, so every running
-server reloads it within its reload interval.
+Each change bumps the configuration version in the same transaction, so every running server
+reloads it within its reload interval; with Redis, the change is also announced, and every
+server reloads at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import hmac
 import re
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -17,7 +20,7 @@ from functools import cached_property
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox, mask_key, new_api_key
@@ -165,11 +168,25 @@ class Overview:
 
 
 class Operations:
-    def __init__(self, engine: AsyncEngine, box: SecretBox, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox, settings: Settings,
+                 announce: Callable[[], Awaitable[None]] | None = None) -> None:
         self.engine = engine
         self.box = box
         self.settings = settings
         self.hasher = PasswordHasher()
+        self._announce = announce  # tells every server at once that the configuration changed
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction; if it changed the configuration, every server is told once it is committed."""
+        async with self.engine.begin() as conn:
+            try:
+                yield conn
+                changed = repo.version_bumped(conn)
+            finally:
+                repo.forget_bump(conn)
+        if changed and self._announce is not None:
+            await self._announce()
 
     # -- users -----------------------------------------------------------------------------------
 
@@ -183,7 +200,7 @@ class Operations:
         password_hash = await asyncio.to_thread(self.hasher.hash, password) if password else None
         balance = usd_to_micro(credit_usd) if credit_usd is not None else None
         try:
-            async with self.engine.begin() as conn:
+            async with self._writing() as conn:
                 user_id = await repo.insert_user(conn, email, password_hash, admin, balance)
                 if balance:
                     await repo.insert_ledger(conn, user_id, "grant", balance, "starting credit")
@@ -205,7 +222,7 @@ class Operations:
 
     async def set_user_disabled(self, email: str, disabled: bool) -> None:
         user = await self.user(email)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.update_user(conn, user["id"], {"disabled": disabled})
             await repo.bump_version(conn)
 
@@ -217,7 +234,7 @@ class Operations:
         amount = usd_to_micro(usd)
         if amount == 0:
             raise OperationError("a grant of $0 changes nothing")
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             balance = await repo.change_balance(conn, user["id"], amount)
             if balance is None:
                 raise OperationError(f"a correction of ${usd} would take {email} below zero")
@@ -230,7 +247,7 @@ class Operations:
         if usd <= 0 or not 1 <= count <= 1000:
             raise OperationError("a code is worth more than $0, and 1 to 1000 are made at a time")
         codes = ["CC-" + "-".join(random_base62(5).upper() for _ in range(4)) for _ in range(count)]
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.insert_codes(conn, [
                 {"id": "code_" + random_base62(12), "code_hash": self.box.hash_key(code),
                  "amount_micro": usd_to_micro(usd), "note": note} for code in codes])
@@ -238,7 +255,7 @@ class Operations:
 
     async def redeem_code(self, user_id: int, code: str) -> int:
         """Credit a user with an unredeemed code; returns the new balance."""
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             amount = await repo.claim_code(conn, self.box.hash_key(code.strip().upper()), user_id)
             if amount is None:
                 raise OperationError("no such code, or it was redeemed already")
@@ -272,7 +289,7 @@ class Operations:
         plaintext = new_api_key(self.settings.key_prefix)
         key_id = "key_" + random_base62(16)
         display = mask_key(plaintext, self.settings.key_prefix)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.insert_key(conn, {
                 "id": key_id, "user_id": user["id"], "name": name, "key_hash": self.box.hash_key(plaintext),
                 "display": display, **columns,
@@ -289,7 +306,7 @@ class Operations:
         columns = limits.columns(await self._known_models())
         if name is not None:
             columns["name"] = name
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             if await repo.key_by_id(conn, key_id) is None:
                 raise OperationError(f"no key {key_id}")
             if columns:
@@ -305,7 +322,7 @@ class Operations:
         return key
 
     async def revoke_key(self, key_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             key = await repo.key_by_id(conn, key_id)
             if key is None:
                 raise OperationError(f"no key {key_id}")
@@ -325,7 +342,7 @@ class Operations:
         if weight < 1 or priority < 0 or (rpm is not None and rpm < 0) or (concurrency is not None and concurrency < 0):
             raise OperationError("weight must be at least 1; priority, rpm and concurrency not negative")
         try:
-            async with self.engine.begin() as conn:
+            async with self._writing() as conn:
                 account_id = await repo.insert_account(conn, {
                     "name": name.strip(), "api_key_enc": self.box.encrypt(api_key.strip()),
                     "base_url": base_url.rstrip("/"), "models": ",".join(models) if models else None,
@@ -363,7 +380,7 @@ class Operations:
     async def update_account(self, name: str, **values) -> None:
         if "api_key" in values:
             values["api_key_enc"] = self.box.encrypt(values.pop("api_key"))
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             if not await repo.update_account(conn, name, values):
                 raise OperationError(f"no account {name}")
             await repo.bump_version(conn)
@@ -411,14 +428,14 @@ class Operations:
             raise OperationError("the current password is not right")
         check_password(new)
         password_hash = await asyncio.to_thread(self.hasher.hash, new)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.update_user(conn, user["id"], {"password_hash": password_hash})
             await repo.delete_sessions_of(conn, user["id"])
 
     async def open_session(self, user_id: int) -> str:
         """A new browser session; returns its cookie value, which is stored only as an HMAC."""
         token = secrets.token_urlsafe(32)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.delete_expired_sessions(conn)
             await repo.insert_session(conn, self.box.hash_key(token), user_id, secrets.token_urlsafe(32),
                                       repo.now_ms() + SESSION_MS)
@@ -434,7 +451,7 @@ class Operations:
         return Session(user, csrf)
 
     async def close_session(self, token: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.delete_session(conn, self.box.hash_key(token))
 
     # -- web settings and what users do for themselves -------------------------------------------
@@ -445,7 +462,7 @@ class Operations:
 
     async def update_web_settings(self, settings: WebSettings) -> None:
         settings.validate()
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await repo.update_operator_settings(conn, asdict(settings))
             await repo.bump_version(conn)
 
@@ -497,7 +514,7 @@ class Operations:
             values["enabled"] = enabled
         if not values:
             raise OperationError("nothing to change")
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             if not await repo.update_model(conn, model_id, values):
                 raise OperationError(f"no model {model_id}")
             await repo.bump_version(conn)

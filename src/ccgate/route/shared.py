@@ -1,5 +1,4 @@
-"""What the router learns, shared through Redis: cooldowns published to every process, and which
-account each session is stuck to."""
+"""Which account each session is stuck to, in one process or shared through Redis."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import logging
 import time
 from itertools import islice
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -91,47 +89,3 @@ class RedisSticky(MemorySticky):
             await self._redis.set(self._prefix + session, account_id, ex=STICKY_TTL)
         except RedisError as error:
             log.warning("sticky session not shared: %s", error)
-
-
-class HealthBroadcast:
-    """Publishes this process's cooldowns and applies everyone else's to its router.  The subscription
-    has a connection of its own, with no read timeout: it is silent for as long as accounts are healthy."""
-
-    def __init__(self, redis: Redis, url: str, router, channel: str = "ccgate:health") -> None:
-        self._redis = redis
-        self._listener = Redis.from_url(url, socket_keepalive=True, health_check_interval=15)
-        self._router = router
-        self._channel = channel
-        self._task: asyncio.Task | None = None
-
-    def publish(self, account_id: int, until: float, cause: str, message: str) -> None:
-        payload = orjson.dumps({"account": account_id, "until": until, "cause": cause, "message": message})
-        asyncio.get_running_loop().create_task(self._send(payload))
-
-    async def _send(self, payload: bytes) -> None:
-        try:
-            await self._redis.publish(self._channel, payload)
-        except RedisError as error:
-            log.warning("cooldown not shared: %s", error)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._listen())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._listener.aclose()
-
-    async def _listen(self) -> None:
-        """Apply published cooldowns; reconnect after Redis comes back."""
-        while True:
-            try:
-                async with self._listener.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            event = orjson.loads(message["data"])
-                            self._router.learn(event["account"], event["until"], event["cause"], event["message"])
-            except RedisError:
-                await asyncio.sleep(1.0)

@@ -32,8 +32,20 @@ def now_ms() -> int:
 
 # -- configuration version: every admin change bumps it, every server polls it ------------------
 
+BUMPED = "ccgate.config_bumped"  # marks, on the connection, a transaction that bumped the version
+
+
 async def bump_version(conn: AsyncConnection) -> None:
     await conn.execute(update(config_version).values(version=config_version.c.version + 1))
+    conn.info[BUMPED] = True
+
+
+def version_bumped(conn: AsyncConnection) -> bool:
+    return conn.info.get(BUMPED, False)
+
+
+def forget_bump(conn: AsyncConnection) -> None:
+    conn.info.pop(BUMPED, None)
 
 
 async def current_version(conn: AsyncConnection) -> int:

@@ -1,0 +1,80 @@
+"""Messages to every gateway process through Redis pub/sub: cooldowns one process learned, and
+configuration changes an admin made (so every server reloads at once, not at its next check)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("ccgate.broadcast")
+
+# Channel names, after the Redis prefix.
+HEALTH = "health"  # a cooldown: [account id, until (epoch s), cause, message]
+CONFIGURATION = "config"  # an admin change committed: reload now
+
+
+async def publish(redis: Redis, channel: str, payload: bytes) -> None:
+    """Publish; a message Redis cannot take is logged and lost (the database version check and each
+    process's own failures cover for it)."""
+    try:
+        await redis.publish(channel, payload)
+    except RedisError as error:
+        log.warning("not broadcast on %s: %s", channel, error)
+
+
+async def announce_change(redis: Redis, channel: str) -> None:
+    """Tell every server that an admin change was committed."""
+    await publish(redis, channel, b"")
+
+
+class Broadcast:
+    """Publishes on channels and hands each message of the channels subscribed to its handler.  The
+    subscription has a connection of its own, with no read timeout (it is silent for as long as
+    nothing happens), and is made again after Redis comes back."""
+
+    def __init__(self, redis: Redis, url: str) -> None:
+        self._redis = redis
+        self._listener = Redis.from_url(url, socket_keepalive=True, health_check_interval=15)
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self._sending: set[asyncio.Task] = set()
+        self._task: asyncio.Task | None = None
+
+    def on(self, channel: str, handler: Callable[[bytes], None]) -> None:
+        """Call `handler` with the data of each message published on `channel` (once started)."""
+        self._handlers[channel] = handler
+
+    def publish(self, channel: str, payload: bytes) -> None:
+        """Send without waiting."""
+        task = asyncio.get_running_loop().create_task(publish(self._redis, channel, payload))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._listen(), name="broadcast")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._listener.aclose()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._listener.pubsub() as pubsub:
+                    await pubsub.subscribe(*self._handlers)
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._handle(message["channel"].decode(), message["data"])
+            except RedisError:
+                await asyncio.sleep(1.0)
+
+    def _handle(self, channel: str, data: bytes) -> None:
+        try:
+            self._handlers[channel](data)
+        except Exception:  # one bad message must not end the subscription
+            log.exception("a message on %s could not be handled", channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -35,6 +36,26 @@ def workers_of(gateway: Gateway, expected: int = 3) -> list[int]:
 
     wait_until(lambda: len(children()) == expected, timeout=20)
     return children()
+
+
+def serving_worker(gateway: Gateway, timeout: float = 10.0) -> int:
+    """A worker process holding an accepted client connection on the gateway's port."""
+    def serving() -> int | None:
+        established = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in open(table).read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == gateway.port:
+                    established.add(fields[9])  # the socket's inode
+        for pid in workers_of(gateway):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}").removeprefix("socket:[").rstrip("]") in established:
+                        return pid
+        return None
+
+    assert wait_until(lambda: serving() is not None, timeout=timeout), "no worker took a connection"
+    return serving()
 
 
 def metric(gateway: Gateway, name: str) -> float:
@@ -113,9 +134,6 @@ def test_kill_9_of_a_worker_loses_no_billed_request_and_leaks_no_lease(tmp_path)
     gateway = scaled(tmp_path, slow_sim, CCGATE_LEASE_TTL="2")
     try:
         key = gateway.new_key("kill@example.com", "--concurrency", "20")
-        victim = workers_of(gateway)[0]
-        killer = threading.Timer(0.8, os.kill, (victim, signal.SIGKILL))
-        killer.start()
 
         def stream(i: int) -> tuple[int, object, bytes] | None:
             try:
@@ -124,8 +142,12 @@ def test_kill_9_of_a_worker_loses_no_billed_request_and_leaks_no_lease(tmp_path)
                 return None  # its worker died under it
 
         with ThreadPoolExecutor(12) as pool:
-            results = list(pool.map(stream, range(12)))
-        killer.join()
+            streams = [pool.submit(stream, i) for i in range(12)]
+            # One worker may accept every connection of a burst: kill one that is serving streams.
+            victim = serving_worker(gateway)
+            time.sleep(0.3)
+            os.kill(victim, signal.SIGKILL)
+            results = [future.result() for future in streams]
         completed = [result[1]["request-id"] for result in results
                      if result and result[0] == 200 and result[2].rstrip().endswith(b'{"type":"message_stop"}')]
         assert completed, "some streams finished on the surviving workers"

@@ -57,6 +57,27 @@ def test_bad_admin_input_is_a_clear_error(gateway, email):
     assert status == 404
 
 
+def test_admin_reads_and_changes_the_dashboard_settings(gateway, email):
+    gateway.new_user("root-" + email, "--admin")
+    admin_key = gateway.new_key("root-" + email)
+    status, _, before = admin(gateway, "GET", "/settings", admin_key)
+    assert status == 200 and before["signup_mode"] in ("open", "invite", "closed")
+    try:
+        status, _, changed = admin(gateway, "PATCH", "/settings", admin_key, {"max_rpm": 30, "starting_credit_usd": 2})
+        assert status == 200 and (changed["max_rpm"], changed["starting_credit_micro"]) == (30, 2_000_000)
+        assert changed["signup_mode"] == before["signup_mode"], "what is not given stays as it was"
+        assert "max rpm: 30" in gateway.cli("settings", "show").stdout, "the CLI reads the same settings"
+
+        status, _, refused = admin(gateway, "PATCH", "/settings", admin_key, {"signup_mode": "invite", "invite_code": "ab"})
+        assert status == 400 and "invite code" in refused["detail"]
+        assert admin(gateway, "PATCH", "/settings", admin_key, {"signup_mode": "sometimes"})[0] == 422
+        assert admin(gateway, "PATCH", "/settings", admin_key, {"max_rpm": -1})[0] == 422
+        assert admin(gateway, "GET", "/settings", admin_key)[2] == changed, "a refused change changes nothing"
+    finally:
+        admin(gateway, "PATCH", "/settings", admin_key, {"max_rpm": before["max_rpm"] or 0,
+                                                           "starting_credit_usd": before["starting_credit_micro"] / 1e6})
+
+
 def test_openapi_describes_every_admin_operation(gateway):
     from ccgate.http.admin import create_admin_api
 
@@ -72,5 +93,5 @@ def test_openapi_describes_every_admin_operation(gateway):
         for operation in item.values():
             assert operation["summary"]
     for operation in ("/users", "/users/{email}/credit", "/users/{email}/keys", "/keys/{key_id}", "/codes",
-                      "/usage", "/accounts", "/accounts/{name}", "/users/{email}/ledger"):
+                      "/usage", "/accounts", "/accounts/{name}", "/users/{email}/ledger", "/settings"):
         assert operation in schema["paths"]

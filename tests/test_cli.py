@@ -8,6 +8,7 @@ import time
 
 import anthropic
 import pytest
+from harness import Gateway
 
 
 def ask(gateway, key: str) -> anthropic.types.Message:
@@ -80,6 +81,22 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(gateway, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert {table: gateway.query(f"select * from {table}") for table in tables} == before
+
+
+def test_settings_change_what_is_given_and_bad_input_changes_nothing(tmp_path):
+    gateway = Gateway(tmp_path / "settings")
+    assert gateway.cli("settings", "show").stdout.splitlines()[0] == "sign-up: open"
+    shown = gateway.cli("settings", "set", "--signup", "invite", "--invite-code", "letmein", "--max-rpm", "30").stdout
+    assert "sign-up: invite (invite code letmein)" in shown and "max rpm: 30" in shown
+    shown = gateway.cli("settings", "set", "--max-rpm", "0").stdout
+    assert "max rpm: none" in shown and "sign-up: invite" in shown, "0 clears a cap; the rest stays"
+    before = gateway.query("select * from operator_settings")
+    for args, message in [([], "nothing to change"), (["--signup", "sometimes"], "invalid choice"),
+                          (["--max-rpm", "-3"], "whole number"),
+                          (["--signup", "invite", "--invite-code", "ab"], "6 characters or more")]:
+        result = gateway.cli("settings", "set", *args, check=False)
+        assert result.returncode == 2 and message in result.stderr, args
+    assert gateway.query("select * from operator_settings") == before
 
 
 def test_duplicate_user_is_refused(gateway, email):

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from ccgate.broadcast import CONFIGURATION, announce_change
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
-from ccgate.ops import DEFAULT_BASE_URL, KeyLimits, OperationError, Operations
+from ccgate.ops import CAPS, DEFAULT_BASE_URL, SIGNUP_MODES, KeyLimits, OperationError, Operations, WebSettings
 from ccgate.store.db import create_engine, migrate
 
 DEMO_EMAIL = "demo@ccgate.local"
@@ -308,6 +308,34 @@ def cmd_accounts_enable(args: argparse.Namespace) -> None:
     _with_operations(action)
 
 
+def cmd_settings_show(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        print_settings(await ops.web_settings())
+
+    _with_operations(action)
+
+
+def cmd_settings_set(args: argparse.Namespace) -> None:
+    changes = {name: getattr(args, name) for name in ("signup_mode", "invite_code", "starting_credit_usd", *CAPS)
+               if getattr(args, name) is not None}
+    if not changes:
+        raise OperationError("nothing to change: give at least one setting (see `ccgate settings set --help`)")
+
+    async def action(ops: Operations) -> None:
+        print_settings(await ops.change_web_settings(**changes))
+
+    _with_operations(action)
+
+
+def print_settings(settings: WebSettings) -> None:
+    credit = settings.starting_credit_micro / 1_000_000
+    print(f"sign-up: {settings.signup_mode}" + (f" (invite code {settings.invite_code})"
+                                                  if settings.signup_mode == "invite" else ""))
+    print(f"starting credit: ${credit:.2f}")
+    for cap in CAPS:
+        print(f"{cap.replace('_', ' ')}: {getattr(settings, cap) or 'none'}")
+
+
 def _whole(text: str) -> int:
     """A whole number, 0 or more."""
     if not text.isdigit():
@@ -423,6 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
+    settings = commands.add_parser("settings", help="the dashboard's sign-up policy and caps on users' own keys") \
+        .add_subparsers(dest="action", required=True)
+    settings.add_parser("show", help="the settings in force").set_defaults(func=cmd_settings_show)
+    change = settings.add_parser("set", help="change some settings, leaving the others")
+    change.add_argument("--signup", dest="signup_mode", choices=SIGNUP_MODES, help="who may sign up")
+    change.add_argument("--invite-code", help="the code sign-up by invite asks for (6 characters or more)")
+    change.add_argument("--starting-credit-usd", type=_usd(allow_negative=False), help="credit a new sign-up gets")
+    for cap in CAPS:
+        change.add_argument("--" + cap.replace("_", "-"), type=_whole, help="cap on users' own keys (0: none)")
+    change.set_defaults(func=cmd_settings_set)
     accounts = commands.add_parser("accounts", help="manage upstream accounts").add_subparsers(
         dest="action", required=True)
     add_account = accounts.add_parser("add", help="add an upstream Anthropic account")

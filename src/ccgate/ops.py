@@ -32,6 +32,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 STATUS_FRESH_MS = 15_000  # a process silent this long is gone; its report no longer counts
 SIGNUP_MODES = ("open", "invite", "closed")
+CAPS = ("max_rpm", "max_concurrency", "max_token_budget")  # of the limits of keys users make themselves
 PASSWORD_CHARS = range(8, 1025)
 SESSION_MS = 14 * 86_400_000
 MAX_KEY_NAME_CHARS = 100
@@ -459,6 +460,19 @@ class Operations:
     async def web_settings(self) -> WebSettings:
         async with self.engine.connect() as conn:
             return WebSettings(**await repo.operator_settings_row(conn))
+
+    async def change_web_settings(self, *, starting_credit_usd: float | None = None, **changes) -> WebSettings:
+        """The settings with these changed (a cap of 0 clears it), validated and saved; for the CLI and
+        the admin API, which change some settings and leave the others."""
+        unknown = set(changes) - set(WebSettings.__dataclass_fields__)
+        if unknown:
+            raise OperationError(f"no such setting: {', '.join(sorted(unknown))}")
+        if starting_credit_usd is not None:
+            changes["starting_credit_micro"] = usd_to_micro(starting_credit_usd)
+        changes |= {cap: None for cap in CAPS if changes.get(cap) == 0}
+        settings = replace(await self.web_settings(), **changes)
+        await self.update_web_settings(settings)
+        return settings
 
     async def update_web_settings(self, settings: WebSettings) -> None:
         settings.validate()

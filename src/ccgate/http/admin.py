@@ -5,7 +5,8 @@ It is authenticated by a key of an admin user, and it is the same `Operations` t
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -51,6 +52,15 @@ class KeyIn(KeyLimitsIn):
 
 class KeyPatch(KeyLimitsIn):
     name: str | None = None
+
+
+class SettingsPatch(BaseModel):
+    signup_mode: Literal["open", "invite", "closed"] | None = None
+    invite_code: str | None = Field(default=None, description="needed when sign-up is by invite")
+    starting_credit_usd: float | None = Field(default=None, ge=0, description="credit a new sign-up starts with")
+    max_rpm: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
+    max_concurrency: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
+    max_token_budget: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
 
 
 class CodesIn(BaseModel):
@@ -183,5 +193,13 @@ def create_admin_api() -> FastAPI:
             values["disabled_reason"] = None if values["enabled"] else "disabled by operator"
         await ops.update_account(name, **values)
         return {"name": name}
+
+    @api.get("/settings", summary="The dashboard's sign-up policy and the caps on keys users create")
+    async def settings(ops: Ops) -> dict:
+        return asdict(await ops.web_settings())
+
+    @api.patch("/settings", summary="Change some dashboard settings, leaving the others")
+    async def patch_settings(body: SettingsPatch, ops: Ops) -> dict:
+        return asdict(await ops.change_web_settings(**body.model_dump(exclude_none=True)))
 
     return api

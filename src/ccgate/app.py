@@ -25,7 +25,7 @@ from ccgate import metrics
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.prices import ModelPrice
-from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change
+from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client
 from ccgate.cache.policy import CachePolicy
 from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
 from ccgate.call import Call
@@ -89,7 +89,7 @@ class Gateway:
         self._configuration_changed = asyncio.Event()
         announce = None
         if settings.redis_url:
-            self.redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            self.redis = redis_client(settings.redis_url)
             prefix = settings.redis_prefix
             self.state = ResilientState(
                 RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),

@@ -17,6 +17,12 @@ HEALTH = "health"  # a cooldown: [account id, until (epoch s), cause, message]
 CONFIGURATION = "config"  # an admin change committed: reload now
 
 
+def redis_client(url: str) -> Redis:
+    """A client for short commands (publishing, sticky sessions, the response cache): a second's
+    timeout, so an unreachable Redis costs a request no more than that."""
+    return Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
 async def publish(redis: Redis, channel: str, payload: bytes) -> None:
     """Publish; a message Redis cannot take is logged and lost (the database version check and each
     process's own failures cover for it)."""

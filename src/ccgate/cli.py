@@ -12,9 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from redis.asyncio import Redis
-
-from ccgate.broadcast import CONFIGURATION, announce_change
+from ccgate.broadcast import CONFIGURATION, announce_change, redis_client
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.ops import CAPS, DEFAULT_BASE_URL, SIGNUP_MODES, KeyLimits, OperationError, Operations, WebSettings
@@ -32,8 +30,7 @@ def _with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1) \
-            if settings.redis_url else None
+        redis = redis_client(settings.redis_url) if settings.redis_url else None
         announce = partial(announce_change, redis, settings.redis_prefix + CONFIGURATION) if redis else None
         try:
             await action(Operations(engine, SecretBox(settings.server_secret()), settings, announce))
@@ -75,7 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
           f"(data: {settings.data_dir})", flush=True)
     if args.workers > 1:
         os.environ["CCGATE_WORKERS"] = str(args.workers)  # read by each worker's Settings
-        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers, **_uvicorn_options(args.host, args.port))
+        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers,
+                    **_uvicorn_options(args.host, args.port))
     else:
         uvicorn.Server(uvicorn.Config(create_app(settings), **_uvicorn_options(args.host, args.port))).run()
 

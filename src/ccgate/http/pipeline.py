@@ -41,7 +41,6 @@ class Attempt:
     body: bytes | None  # read already, unless it is a stream still to relay
 
 
-
 def _error_message(raw: bytes, status: int) -> str:
     try:
         return orjson.loads(raw)["error"]["message"]

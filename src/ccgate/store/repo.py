@@ -30,7 +30,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# -- configuration version: every admin change bumps it, every server polls it ------------------
+# -- configuration version: every admin change bumps it, every server checks it ----------------
 
 BUMPED = "ccgate.config_bumped"  # marks, on the connection, a transaction that bumped the version
 
@@ -92,8 +92,6 @@ async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int) 
     return result.scalar_one_or_none()
 
 
-
-
 # -- keys ---------------------------------------------------------------------------------------
 
 async def insert_key(conn: AsyncConnection, values: Row) -> None:
@@ -134,8 +132,6 @@ async def insert_account(conn: AsyncConnection, values: Row) -> int:
 
 async def all_accounts(conn: AsyncConnection) -> list[Row]:
     return [dict(row) for row in (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings()]
-
-
 
 
 async def update_account(conn: AsyncConnection, name: str, values: Row) -> int:
@@ -195,8 +191,6 @@ async def insert_ledger(conn: AsyncConnection, user_id: int, kind: str, amount_m
         user_id=user_id, kind=kind, amount_micro=amount_micro, note=note, request_id=request_id,
         created_ms=now_ms(),
     ))
-
-
 
 
 async def last_ledger_id(conn: AsyncConnection) -> int:

@@ -10,7 +10,7 @@ from ccgate.dialects.anthropic_stream import (
     encode_events,
     message_events,
 )
-from ccgate.relay.sse import EventSplitter, event_data, event_name
+from ccgate.dialects.sse import EventSplitter, event_data, event_name
 
 text = st.text(max_size=300)
 blocks = st.lists(st.one_of(

@@ -13,16 +13,15 @@ import pytest
 
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.store.db import create_engine, migrate
+from ccgate.store.rows import UsageRow
 from services import wait_until
 
 
-def usage_row(user_id: int, cost: int) -> dict:
-    return {"request_id": f"req_{uuid.uuid4().hex}", "key_id": "key_test", "user_id": user_id,
-            "model": "claude-haiku-4-5", "dialect": "anthropic", "status": 200, "streamed": False,
-            "input_tokens": 10, "output_tokens": 5, "cache_read_tokens": 0, "cache_write_5m_tokens": 0,
-            "cache_write_1h_tokens": 0, "cost_micro": cost, "session_moved": False, "latency_ms": 3,
-            "ttft_ms": None, "account_id": None, "upstream_request_id": None, "error_type": None,
-            "cache_hit": False, "created_ms": int(time.time() * 1000)}
+def usage_row(user_id: int, cost: int) -> UsageRow:
+    return UsageRow(request_id=f"req_{uuid.uuid4().hex}", key_id="key_test", user_id=user_id,
+                    model="claude-haiku-4-5", dialect="anthropic", status=200, streamed=False,
+                    input_tokens=10, output_tokens=5, cost_micro=cost, latency_ms=3,
+                    created_ms=int(time.time() * 1000))
 
 
 @pytest.fixture

@@ -9,72 +9,58 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from functools import partial
+from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccgate import metrics
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
-from ccgate.billing.prices import ModelPrice
+from ccgate.billing.settle import Settler
 from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client
 from ccgate.cache.policy import CachePolicy
-from ccgate.cache.store import MemoryResponseStore, RedisResponseStore
-from ccgate.call import Call
+from ccgate.cache.store import MemoryResponseStore, RedisResponseStore, ResponseStore
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
-from ccgate.errors import GatewayError
 from ccgate.gate.admission import Defaults, Gate
+from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
-from ccgate.http import chat, messages, meta
-from ccgate.http.errors import encode_error
-from ccgate.http.pipeline import Pipeline
-from ccgate.http.web import create_web_app
+from ccgate.http.routes import routes
 from ccgate.ops import Operations
+from ccgate.pipeline.caching import ResponseCache
+from ccgate.pipeline.core import Pipeline
 from ccgate.relay.client import UpstreamClient
+from ccgate.relay.forward import Forwarder
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
 from ccgate.route.shared import MemorySticky, RedisSticky
+from ccgate.state.base import AdmissionState
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
 from ccgate.store import repo
 from ccgate.store.db import create_engine
+from ccgate.store.rows import UsageRow
 
 log = logging.getLogger("ccgate")
 
-MAX_DRAIN_BYTES = 64 * 1024 * 1024
 STATUS_REFRESH = 5.0  # seconds between reports of load alone; also keeps a live process counted
 LOAD_FIELDS = ("in_flight", "requests_last_minute")
 
 
-def steady(health: list[dict]) -> list[dict]:
+def steady(health: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Account health without the load figures that change with every request."""
     return [{k: v for k, v in row.items() if k not in LOAD_FIELDS} for row in health]
 
 
-def credential(request: Request) -> str | None:
-    """The client's key, from `x-api-key` or `Authorization: Bearer`."""
-    headers = request.headers
-    if key := headers.get("x-api-key"):
-        return key
-    authorization = headers.get("authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip() or None
-    return None
-
-
 class Gateway:
-    """Everything a request needs, built once per process; configuration reloads swap parts whole."""
+    """One serving process's parts, wired once; configuration reloads swap keys, prices and accounts
+    whole.  Handlers see it only through http.services.Services."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,7 +73,10 @@ class Gateway:
         self.redis: Redis | None = None
         self.broadcast: Broadcast | None = None
         self._configuration_changed = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
         announce = None
+        self.state: AdmissionState
+        self.sticky: MemorySticky | RedisSticky
         if settings.redis_url:
             self.redis = redis_client(settings.redis_url)
             prefix = settings.redis_prefix
@@ -109,16 +98,19 @@ class Gateway:
             rpm=settings.default_rpm, concurrency=settings.default_concurrency,
             token_budget=settings.default_token_budget, window_seconds=parse_duration(settings.default_window),
         ))
-        self.keys = KeyDirectory({})
+        self.auth = Authenticator(self.box.hash_key)
         self.catalog = Catalog([])
         self.upstream = UpstreamClient(
             connect_timeout=settings.connect_timeout, first_byte_timeout=settings.first_byte_timeout,
             idle_timeout=settings.idle_timeout,
         )
-        self.pipeline = Pipeline(self)
-        self.cache_policy = CachePolicy(settings.cache)
-        self.cache = (RedisResponseStore(self.redis, settings.redis_prefix + "cache:") if self.redis is not None
-                      else MemoryResponseStore(settings.cache.max_bytes))
+        store: ResponseStore = (RedisResponseStore(self.redis, settings.redis_prefix + "cache:")
+                                if self.redis is not None else MemoryResponseStore(settings.cache.max_bytes))
+        self.cache = ResponseCache(store, CachePolicy(settings.cache), follow_timeout=settings.first_byte_timeout)
+        self.forwarder = Forwarder(self.router, self.sticky, self.upstream, settings.failover_attempts,
+                                   on_rejected=self._account_rejected)
+        self.pipeline = Pipeline(gate=self.gate, forwarder=self.forwarder, settler=Settler(self.writer),
+                                 state=self.state, cache=self.cache, database_up=lambda: self.database_up)
         self.database_up = True
         self.process = f"{socket.gethostname()}:{os.getpid()}"  # names this process's account health reports
         self.version = -1
@@ -158,7 +150,7 @@ class Gateway:
             keys = await KeyDirectory.load(conn)
             catalog = await Catalog.load(conn)
             pool = await AccountPool.load(conn, self.box)
-        self.keys, self.catalog, self.version = keys, catalog, version
+        self.auth.directory, self.catalog, self.version = keys, catalog, version
         self.router.set_pool(pool)
         await self.writer.exclusive(self._refresh_balances)
 
@@ -185,7 +177,7 @@ class Gateway:
         """Changes made by the CLI or admin API reach this process within one interval, or at once
         when they are announced through Redis; the accounts' health goes the other way, for
         `ccgate accounts list` and the console."""
-        last_health: list[dict] = []
+        last_health: list[dict[str, Any]] = []
         reported = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
@@ -221,123 +213,30 @@ class Gateway:
         self.database_up = up
         metrics.DATABASE_UP.set(1 if up else 0)
 
-    # -- what handlers call ----------------------------------------------------------------------
+    # -- what handlers call (http.services.Services) --------------------------------------------
 
-    def authenticate(self, request: Request) -> KeyRecord:
-        key = credential(request)
-        if key is None:
-            raise GatewayError(401, "x-api-key header is required")
-        record = self.keys.lookup(self.box.hash_key(key))
-        if record is None:
-            raise GatewayError(401, "invalid x-api-key")
-        if record.expires_ms is not None and record.expires_ms <= repo.now_ms():
-            raise GatewayError(401, "this API key has expired")
-        if record.user_disabled:
-            raise GatewayError(401, "this API key's user is disabled")
-        return record
+    def authenticate(self, headers: Mapping[str, str]) -> KeyRecord:
+        return self.auth.authenticate(headers)
 
-    def ask_cache(self, call: Call, request: dict, headers) -> None:
-        """Set the call's cache key (None: it bypasses the cache) and its X-Cache status."""
-        call.cache_key = self.cache_policy.key_for(
-            key_id=call.key.id, user_id=call.key.user_id, key_cache_enabled=call.key.cache_enabled,
-            model_id=call.model.id, request=request, headers=headers)
-        call.cache_status = "MISS" if call.cache_key is not None else "BYPASS"
+    async def usage_row(self, request_id: str) -> UsageRow | None:
+        async with self.engine.connect() as conn:
+            return await repo.usage_row(conn, request_id)
 
-    def resolve_model(self, name: str) -> ModelPrice:
-        model = self.catalog.resolve(name)
-        if model is None:
-            raise GatewayError(404, f"model: {name}")
-        return model
+    def redis_status(self) -> str:
+        if not isinstance(self.state, ResilientState):
+            return "off"
+        return "degraded" if self.state.degraded else "ok"
 
-    async def read_body(self, request: Request) -> bytes:
-        """The body, or 413 once it passes the limit.  An oversized body is still read to its end
-        (up to MAX_DRAIN_BYTES) so a client that is still sending can read the 413, not a reset."""
-        limit = self.settings.max_body_bytes
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-            elif size > MAX_DRAIN_BYTES:
-                break
-        if size > limit:
-            raise GatewayError(413, f"request body of more than {limit} bytes is too large")
-        return b"".join(chunks)
+    # -- off the request path --------------------------------------------------------------------
 
-    def error_response(self, call: Call, error: GatewayError, *, record: bool = True) -> Response:
-        """The error in the caller's dialect; an authenticated request's failure is recorded too."""
-        call.status, call.error_type = error.status, error.error_type
-        if record:
-            self.pipeline.record_later(call)
-        return Response(encode_error(call.dialect.name, error, call.request_id), error.status,
-                        headers=call.id_headers() | error.headers(), media_type="application/json")
+    def _account_rejected(self, account: Account, reason: str) -> None:
+        """An account whose credentials upstream refused is disabled, without holding up the request."""
+        self._in_background(self.ops.set_account_enabled(account.name, False, reason))
 
-    async def disable_account(self, account: Account, reason: str) -> None:
-        await self.ops.set_account_enabled(account.name, False, reason)
-
-
-def routes(gateway: Gateway) -> list[BaseRoute]:
-    """Every /v1 route (also under /v1/v1, for SDKs given a base URL that already ends in /v1),
-    the admin API, the health checks, and last the web dashboard (docs, sign-up, dashboard, console)."""
-    v1 = [
-        Route("/messages", messages.create_message, methods=["POST"]),
-        Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
-        Route("/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/models", meta.list_models, methods=["GET"]),
-        Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
-        Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),
-        Route("/key-status", meta.key_status, methods=["GET"]),
-        Route("/credit/redeem", meta.redeem_code, methods=["POST"]),
-    ]
-    table = [Route(prefix + route.path, route.endpoint, methods=route.methods)
-             for prefix in ("/v1", "/v1/v1") for route in v1]
-    return table + [
-        Mount("/admin/api", app=BuiltOnFirstUse(partial(admin_api, gateway))),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_page, methods=["GET"]),
-        Mount("", app=create_web_app(gateway)),
-    ]
-
-
-def admin_api(gateway: Gateway) -> ASGIApp:
-    from ccgate.http.admin import create_admin_api
-
-    admin = create_admin_api()
-    admin.state.gateway = gateway
-    return admin
-
-
-class BuiltOnFirstUse:
-    """An ASGI app made when its first request comes: the admin API's FastAPI and pydantic (some
-    14 MB) stay out of a process that is never asked for it."""
-
-    def __init__(self, build: Callable[[], ASGIApp]) -> None:
-        self._build = build
-        self._app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:
-            self._app = self._build()
-        await self._app(scope, receive, send)
-
-
-async def healthz(request: Request) -> Response:
-    """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    """Readiness: the database answers (without it requests are refused); Redis may be degraded."""
-    gateway = request.app.state.gateway
-    redis = "off" if gateway.redis is None else ("degraded" if gateway.state.degraded else "ok")
-    ready = gateway.database_up
-    return JSONResponse({"ready": ready, "database": "ok" if ready else "unreachable", "redis": redis},
-                        status_code=200 if ready else 503)
-
-
-async def metrics_page(request: Request) -> Response:
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    def _in_background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -345,7 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     gateway = Gateway(settings or Settings.from_env())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
         yield
         await gateway.stop()

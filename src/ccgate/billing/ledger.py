@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
 from ccgate.store.db import sqlite_pragmas
+from ccgate.store.rows import UsageRow
 from ccgate.store.schema import api_keys, ledger, usage, users
 
 log = logging.getLogger("ccgate.ledger")
@@ -34,7 +35,7 @@ SQLITE = sqlite_dialect(paramstyle="named")
 class UsageRecord:
     """One request's usage row, whether its cost comes off a prepaid balance, and who waits for it."""
 
-    row: dict
+    row: UsageRow
     prepaid: bool
     done: asyncio.Future | None = None
     on_commit: Callable[[], None] | None = None
@@ -92,13 +93,13 @@ class LedgerWriter:
         self._idle.clear()
         self._wake.set()
 
-    async def record(self, row: dict, *, prepaid: bool, on_commit: Callable[[], None] | None = None) -> None:
+    async def record(self, row: UsageRow, *, prepaid: bool, on_commit: Callable[[], None] | None = None) -> None:
         """Queue a row and return once it is committed; raises if the commit failed."""
         done = asyncio.get_running_loop().create_future()
         self._submit(UsageRecord(row, prepaid, done, on_commit))
         await done
 
-    def record_later(self, row: dict, *, prepaid: bool) -> None:
+    def record_later(self, row: UsageRow, *, prepaid: bool) -> None:
         """Queue a row without waiting for it (rows of requests that sent no billed answer)."""
         self._submit(UsageRecord(row, prepaid))
 
@@ -169,14 +170,14 @@ class BatchWrites:
         ledger_rows = []
         for record in batch:
             row = record.row
-            last_used[row["key_id"]] = max(last_used.get(row["key_id"], 0), row["created_ms"])
-            if record.prepaid and row["cost_micro"]:
-                debits[row["user_id"]] += row["cost_micro"]
+            last_used[row.key_id] = max(last_used.get(row.key_id, 0), row.created_ms)
+            if record.prepaid and row.cost_micro:
+                debits[row.user_id] += row.cost_micro
                 ledger_rows.append({
-                    "user_id": row["user_id"], "kind": "request", "amount_micro": -row["cost_micro"],
-                    "request_id": row["request_id"], "note": row["model"], "created_ms": row["created_ms"],
+                    "user_id": row.user_id, "kind": "request", "amount_micro": -row.cost_micro,
+                    "request_id": row.request_id, "note": row.model, "created_ms": row.created_ms,
                 })
-        return cls([record.row for record in batch], ledger_rows,
+        return cls([record.row.as_dict() for record in batch], ledger_rows,
                    [{"uid": uid, "amount": amount} for uid, amount in debits.items()],
                    [{"kid": kid, "ts": ts} for kid, ts in last_used.items()])
 

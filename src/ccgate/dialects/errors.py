@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import orjson
 
+
+class TranslationError(ValueError):
+    """A request that is invalid or cannot be expressed upstream: the client gets a 400
+    invalid_request_error naming the parameter."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
 # HTTP status -> Anthropic error.type
 ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",

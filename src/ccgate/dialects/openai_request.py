@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from ccgate.dialects.errors import TranslationError
 from ccgate.dialects.models import reference_by_name
 
 JSON_OBJECT_INSTRUCTION = (
@@ -27,15 +28,6 @@ _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.+)", re.DOTALL)
 _TYPE_NAMES: dict[type, str] = {
     str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array", dict: "an object",
 }
-
-
-class TranslationError(ValueError):
-    """An OpenAI request that cannot be translated: the client gets a 400 invalid_request_error."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
 
 
 def _fail(param: str, reason: str) -> TranslationError:

@@ -13,16 +13,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from ccgate.billing.prices import ModelPrice, Usage, cost_micro
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait
 from ccgate.gate.keys import KeyRecord
 from ccgate.state.base import AdmissionState, Decision, Limits, Meter, Settlement
-
-if TYPE_CHECKING:
-    from ccgate.call import Call
 
 log = logging.getLogger("ccgate.gate")
 
@@ -134,17 +129,17 @@ class Gate:
             key.window_seconds or defaults.window_seconds,
         )
 
-    async def admit(self, call: Call) -> Ticket:
-        key, model = call.key, call.model
+    async def admit(self, key: KeyRecord, model: ModelPrice, *, body_size: int, max_tokens: int) -> Ticket:
+        """A ticket for this request, or the GatewayError that names the rule it breaks."""
         if key.models is not None and model.id not in key.models and not key.models.intersection(model.aliases):
             raise GatewayError(403, f"this key may not use model {model.id}")
         rpm, concurrency, budget, window = self.limits_of(key)
-        input_bound = input_token_bound(call.body_size, model)
+        input_bound = input_token_bound(body_size, model)
         limits = Limits(
             key_id=key.id, user_id=key.user_id, rpm=rpm or None, concurrency=concurrency or None,
             token_budget=budget or None, window_seconds=window,
-            reserve_tokens=input_bound + call.max_tokens if budget else 0,
-            hold_micro=worst_case_cost(model, input_bound, call.max_tokens) if key.prepaid else None,
+            reserve_tokens=input_bound + max_tokens if budget else 0,
+            hold_micro=worst_case_cost(model, input_bound, max_tokens) if key.prepaid else None,
         )
         decision = await self.state.admit(limits)
         if not decision.admitted:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccgate.store import repo
+from ccgate.store.rows import split_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +30,18 @@ class KeyRecord:
     cache_enabled: bool = True
 
 
-def split_list(text: str | None) -> frozenset[str] | None:
-    """A stored comma list as a set; empty means no restriction."""
-    items = frozenset(item.strip() for item in (text or "").split(",") if item.strip())
-    return items or None
-
-
 class KeyDirectory:
     """Every live key by its hash; rebuilt whole when the configuration version changes."""
 
-    def __init__(self, records: dict[str, KeyRecord]) -> None:
+    def __init__(self, records: dict[str, KeyRecord], revoked: frozenset[str] = frozenset()) -> None:
         self._by_hash = records
+        self._revoked = revoked
 
     def lookup(self, key_hash: str) -> KeyRecord | None:
         return self._by_hash.get(key_hash)
+
+    def was_revoked(self, key_hash: str) -> bool:
+        return key_hash in self._revoked
 
     @classmethod
     async def load(cls, conn: AsyncConnection) -> KeyDirectory:
@@ -56,4 +55,4 @@ class KeyDirectory:
                 prepaid=row["balance_micro"] is not None, is_admin=row["is_admin"],
                 cache_enabled=row["cache_enabled"],
             )
-        return cls(records)
+        return cls(records, frozenset(await repo.revoked_key_hashes(conn)))

@@ -97,7 +97,7 @@ def _ops(request: Request) -> Operations:
 def admin_key(request: Request) -> KeyRecord:
     """The caller's key, which must belong to an admin user."""
     try:
-        key = request.app.state.gateway.authenticate(request)
+        key = request.app.state.gateway.authenticate(request.headers)
     except GatewayError as error:
         raise HTTPException(error.status, error.message) from None
     if not key.is_admin:

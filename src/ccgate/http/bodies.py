@@ -1,18 +1,36 @@
-"""Request bodies as both dialects receive them."""
+"""Request bodies as every dialect receives them."""
 
 from __future__ import annotations
 
-import orjson
+from typing import Any
 
-from ccgate.errors import invalid
+from starlette.requests import Request
+
+from ccgate.dialects.anthropic import parse_json_object
+from ccgate.dialects.errors import TranslationError
+from ccgate.errors import GatewayError, invalid
+
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
 
 
-def parse_body(body: bytes) -> dict:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 once it passes the limit.  An oversized body is still read to its end
+    (up to MAX_DRAIN_BYTES) so a client that is still sending can read the 413, not a reset."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > MAX_DRAIN_BYTES:
+            break
+    if size > limit:
+        raise GatewayError(413, f"request body of more than {limit} bytes is too large")
+    return b"".join(chunks)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying why not."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"There was an error parsing the body: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid("body: Input should be a valid dictionary")
-    return data
+        return parse_json_object(body)
+    except TranslationError as error:
+        raise invalid(error.message) from None

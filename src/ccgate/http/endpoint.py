@@ -1,38 +1,62 @@
 """What every API route does around its own work: a Call in the route's dialect, and any GatewayError
-answered in that dialect."""
+answered in that dialect (and recorded, for a billed route)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
-from ccgate.call import Call, Dialect
+from ccgate.billing.prices import ModelPrice
+from ccgate.dialects.dialect import Dialect
+from ccgate.dialects.errors import TranslationError
 from ccgate.errors import GatewayError
+from ccgate.http.errors import encode_error
+from ccgate.http.services import Services, services
+from ccgate.pipeline.context import Call
 
-if TYPE_CHECKING:
-    from ccgate.app import Gateway
-
-Handler = Callable[[Request, "Gateway", Call], Awaitable[Response]]
+Handler = Callable[[Request, Services, Call], Awaitable[ASGIApp]]
 
 
-def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False) -> Callable[[Handler], Callable]:
-    """Wrap a handler: it gets the gateway and a fresh Call; a GatewayError it raises becomes the error
-    response of the dialect, recorded in the usage ledger when the route is a billed one."""
+def error_response(call: Call, error: GatewayError) -> Response:
+    """The error in the caller's dialect, with the request's id headers."""
+    call.status, call.error_type = error.status, error.error_type
+    return Response(encode_error(call.dialect.name, error, call.request_id), error.status,
+                    headers=call.id_headers() | error.headers(), media_type="application/json")
 
-    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+
+def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False) -> Callable[[Handler], Callable[..., object]]:
+    """Wrap a handler: it gets the services and a fresh Call; a GatewayError (or a request the dialect
+    cannot translate) becomes the dialect's error response, recorded in the usage ledger when the
+    route is a billed one."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
         @functools.wraps(handler)
-        async def route(request: Request) -> Response:
-            gateway = request.app.state.gateway
+        async def route(request: Request) -> ASGIApp:
+            gateway = services(request)
             call = Call(dialect())
             try:
                 return await handler(request, gateway, call)
+            except TranslationError as error:
+                failure = GatewayError(400, error.message)
             except GatewayError as error:
-                return gateway.error_response(call, error, record=recorded)
+                failure = error
+            response = error_response(call, failure)
+            if recorded:
+                gateway.pipeline.record_refusal(call)
+            return response
 
         return route
 
     return wrap
+
+
+def resolve_model(gateway: Services, name: str) -> ModelPrice:
+    """The catalog's model of that name or alias, or a 404."""
+    model = gateway.catalog.resolve(name)
+    if model is None:
+        raise GatewayError(404, f"model: {name}")
+    return model

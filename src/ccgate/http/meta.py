@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ccgate.billing.prices import ModelPrice
-from ccgate.call import Call
+from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait, describe_window
-from ccgate.http.bodies import parse_body
-from ccgate.http.endpoint import endpoint
-from ccgate.http.messages import AnthropicDialect
+from ccgate.http.bodies import parse_body, read_body
+from ccgate.http.endpoint import endpoint, resolve_model
+from ccgate.http.services import Services, services
 from ccgate.ops import OperationError
-from ccgate.store import repo
-
-if TYPE_CHECKING:
-    from ccgate.app import Gateway
+from ccgate.pipeline.context import Call
+from ccgate.store.rows import UsageRow
 
 
-def model_object(model: ModelPrice) -> dict:
+def model_object(model: ModelPrice) -> dict[str, Any]:
     """One model in a shape both SDKs parse: Anthropic's fields and OpenAI's side by side."""
     return {
         "type": "model", "id": model.id, "display_name": model.display_name, "created_at": model.created_at,
@@ -33,11 +32,11 @@ def model_object(model: ModelPrice) -> dict:
     }
 
 
-def json_response(call: Call, payload: dict, status: int = 200) -> Response:
+def json_response(call: Call, payload: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status, headers=call.id_headers(), media_type="application/json")
 
 
-def _page(models: list[ModelPrice], params) -> tuple[list[ModelPrice], bool]:
+def _page(models: list[ModelPrice], params: QueryParams) -> tuple[list[ModelPrice], bool]:
     """Anthropic's cursor pagination: `limit` (1-1000, default 20), `after_id`, `before_id`."""
     try:
         limit = int(params.get("limit", 20))
@@ -55,8 +54,8 @@ def _page(models: list[ModelPrice], params) -> tuple[list[ModelPrice], bool]:
 
 
 @endpoint(AnthropicDialect)
-async def list_models(request: Request, gateway: Gateway, call: Call) -> Response:
-    key = gateway.authenticate(request)
+async def list_models(request: Request, gateway: Services, call: Call) -> Response:
+    key = gateway.authenticate(request.headers)
     visible = [m for m in gateway.catalog.models
                if key.models is None or m.id in key.models or key.models.intersection(m.aliases)]
     page, has_more = _page(visible, request.query_params)
@@ -67,44 +66,43 @@ async def list_models(request: Request, gateway: Gateway, call: Call) -> Respons
 
 
 @endpoint(AnthropicDialect)
-async def get_model(request: Request, gateway: Gateway, call: Call) -> Response:
-    gateway.authenticate(request)
-    return json_response(call, model_object(gateway.resolve_model(request.path_params["model_id"])))
+async def get_model(request: Request, gateway: Services, call: Call) -> Response:
+    gateway.authenticate(request.headers)
+    return json_response(call, model_object(resolve_model(gateway, request.path_params["model_id"])))
 
 
-def usage_object(row: dict) -> dict:
+def usage_object(row: UsageRow) -> dict[str, Any]:
     """A usage row in the seed's shape, with Anthropic's usage field names."""
     return {
-        "request_id": row["request_id"], "model": row["model"], "status": row["status"],
-        "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
-        "cache_read_input_tokens": row["cache_read_tokens"],
-        "cache_creation_input_tokens": row["cache_write_5m_tokens"] + row["cache_write_1h_tokens"],
+        "request_id": row.request_id, "model": row.model, "status": row.status,
+        "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+        "cache_read_input_tokens": row.cache_read_tokens,
+        "cache_creation_input_tokens": row.cache_write_5m_tokens + row.cache_write_1h_tokens,
         "cache_creation": {
-            "ephemeral_5m_input_tokens": row["cache_write_5m_tokens"],
-            "ephemeral_1h_input_tokens": row["cache_write_1h_tokens"],
+            "ephemeral_5m_input_tokens": row.cache_write_5m_tokens,
+            "ephemeral_1h_input_tokens": row.cache_write_1h_tokens,
         },
-        "cost_micro": row["cost_micro"], "cost_usd": row["cost_micro"] / 1_000_000,
-        "streamed": row["streamed"], "dialect": row["dialect"], "cache_hit": row["cache_hit"],
-        "latency_ms": row["latency_ms"], "ttft_ms": row["ttft_ms"],
-        "created_at": datetime.fromtimestamp(row["created_ms"] / 1000, UTC).isoformat(),
+        "cost_micro": row.cost_micro, "cost_usd": row.cost_micro / 1_000_000,
+        "streamed": row.streamed, "dialect": row.dialect, "cache_hit": row.cache_hit,
+        "latency_ms": row.latency_ms, "ttft_ms": row.ttft_ms,
+        "created_at": datetime.fromtimestamp(row.created_ms / 1000, UTC).isoformat(),
     }
 
 
 @endpoint(AnthropicDialect)
-async def get_usage(request: Request, gateway: Gateway, call: Call) -> Response:
+async def get_usage(request: Request, gateway: Services, call: Call) -> Response:
     """A request's usage, for its own user's keys only; anyone else learns nothing (404)."""
-    key = gateway.authenticate(request)
-    async with gateway.engine.connect() as conn:
-        row = await repo.usage_row(conn, request.path_params["request_id"])
-    if row is None or row["user_id"] != key.user_id:
+    key = gateway.authenticate(request.headers)
+    row = await gateway.usage_row(request.path_params["request_id"])
+    if row is None or row.user_id != key.user_id:
         raise GatewayError(404, f"no request {request.path_params['request_id']} for this key")
     return json_response(call, usage_object(row))
 
 
 @endpoint(AnthropicDialect)
-async def key_status(request: Request, gateway: Gateway, call: Call) -> Response:
+async def key_status(request: Request, gateway: Services, call: Call) -> Response:
     """The seed's key-status: the key's budget, limits and standing, and its user's credit."""
-    key = gateway.authenticate(request)
+    key = gateway.authenticate(request.headers)
     rpm, concurrency, budget, window = gateway.gate.limits_of(key)
     standing = await gateway.state.standing(key.id, key.user_id, window)
     payload = {
@@ -126,7 +124,7 @@ async def key_status(request: Request, gateway: Gateway, call: Call) -> Response
     return json_response(call, payload)
 
 
-def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> dict:
+def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> dict[str, Any]:
     if not prepaid:
         return {"prepaid": False}
     balance = balance_micro or 0
@@ -135,10 +133,10 @@ def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> 
 
 
 @endpoint(AnthropicDialect)
-async def redeem_code(request: Request, gateway: Gateway, call: Call) -> Response:
+async def redeem_code(request: Request, gateway: Services, call: Call) -> Response:
     """POST /v1/credit/redeem {"code": "CC-..."}: a user tops up their own credit."""
-    key = gateway.authenticate(request)
-    code = parse_body(await gateway.read_body(request)).get("code")
+    key = gateway.authenticate(request.headers)
+    code = parse_body(await read_body(request, gateway.settings.max_body_bytes)).get("code")
     if not isinstance(code, str) or not code.strip():
         raise GatewayError(400, "code: Field required")
     try:
@@ -146,3 +144,16 @@ async def redeem_code(request: Request, gateway: Gateway, call: Call) -> Respons
     except OperationError as error:
         raise GatewayError(400, str(error)) from None
     return json_response(call, {"redeemed": True, "balance_micro": balance, "balance_usd": balance / 1_000_000})
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers (without it requests are refused); Redis may be degraded."""
+    gateway = services(request)
+    ready = gateway.pipeline.database_up()
+    return JSONResponse({"ready": ready, "database": "ok" if ready else "unreachable", "redis": gateway.redis_status()},
+                        status_code=200 if ready else 503)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccgate.crypto import SecretBox
-from ccgate.gate.keys import split_list
+from ccgate.store.rows import split_list
 from ccgate.store import repo
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ccgate.store.rows import UsageRow
 from ccgate.store.schema import (
     account_status,
     accounts,
@@ -123,6 +124,12 @@ async def load_live_keys(conn: AsyncConnection) -> list[Row]:
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
+async def revoked_key_hashes(conn: AsyncConnection) -> list[str]:
+    """Hashes of revoked keys, so a client can be told its key was revoked rather than unknown."""
+    query = select(api_keys.c.key_hash).where(api_keys.c.revoked_ms.is_not(None))
+    return list((await conn.execute(query)).scalars())
+
+
 # -- upstream accounts --------------------------------------------------------------------------
 
 async def insert_account(conn: AsyncConnection, values: Row) -> int:
@@ -180,9 +187,9 @@ async def update_model(conn: AsyncConnection, model_id: str, values: Row) -> int
 
 # -- usage and ledger ---------------------------------------------------------------------------
 
-async def usage_row(conn: AsyncConnection, request_id: str) -> Row | None:
+async def usage_row(conn: AsyncConnection, request_id: str) -> UsageRow | None:
     row = (await conn.execute(select(usage).where(usage.c.request_id == request_id))).mappings().first()
-    return dict(row) if row else None
+    return UsageRow.from_mapping(dict(row)) if row else None
 
 
 async def insert_ledger(conn: AsyncConnection, user_id: int, kind: str, amount_micro: int, note: str | None,

@@ -23,7 +23,7 @@ from ccgate.http.web.sessions import Endpoint, anonymous, form_action, signed_in
 from ccgate.http.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
-    from ccgate.app import Gateway
+    from ccgate.http.services import Services
 
 STATIC = Path(__file__).parent / "static"
 
@@ -44,7 +44,7 @@ def _console(path: str, page: Endpoint, actions: dict[str, Endpoint]) -> list[Ro
     return routes
 
 
-def create_web_app(gateway: Gateway) -> Starlette:
+def create_web_app(gateway: Services) -> Starlette:
     pages = [
         Route("/", redirect("/docs"), methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 if TYPE_CHECKING:
-    from ccgate.app import Gateway
+    from ccgate.http.services import Services
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -69,7 +69,7 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined
 env.filters.update(usd=usd, per_mtok=per_mtok, plain=plain, when=when, count=count, percent=percent)
 
 
-def gateway_of(request: Request) -> Gateway:
+def gateway_of(request: Request) -> Services:
     return request.app.state.gateway
 
 

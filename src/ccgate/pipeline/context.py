@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ccgate.billing.prices import ModelPrice, Usage
+from ccgate.billing.settle import request_cost
+from ccgate.dialects.dialect import Dialect
 from ccgate.gate.keys import KeyRecord
 from ccgate.ids import request_id
 from ccgate.route.pool import Account
-
-
-class Dialect(Protocol):
-    """How answers are spoken to the client: Anthropic bytes as they are, or OpenAI translations."""
-
-    name: str
-
-    def answer(self, raw: bytes, message: dict) -> bytes: ...
-
-    def stream_chunk(self, raw: bytes, blocks: list[bytes]) -> bytes: ...
-
-    def stream_error(self, error_type: str, message: str) -> bytes: ...
-
-    def stream_end(self) -> bytes: ...
-
-    def upstream_error(self, status: int, raw: bytes) -> bytes: ...
+from ccgate.store.rows import UsageRow
 
 
 @dataclass(slots=True)
@@ -50,7 +36,7 @@ class Call:
     cache_hit: bool = False
     session: str | None = None
     session_moved: bool = False
-    cost_micro: int | None = None
+    cost_micro: int | None = None  # set when the price is not the list price of the usage (a cache hit)
     cache_key: str | None = None
     cache_status: str | None = None  # HIT, MISS or BYPASS, for the X-Cache header
     cache_lead: bool = False  # identical requests wait for this one (coalescing)
@@ -64,3 +50,25 @@ class Call:
         if self.cache_status:
             headers["x-cache"] = self.cache_status
         return headers
+
+    def cost(self) -> int:
+        if self.cost_micro is not None:
+            return self.cost_micro
+        return request_cost(self.model, self.usage, session_moved=self.session_moved)
+
+    def usage_row(self) -> UsageRow:
+        """The request as its usage row (an authenticated request only)."""
+        assert self.key is not None
+        usage = self.usage
+        return UsageRow(
+            request_id=self.request_id, key_id=self.key.id, user_id=self.key.user_id,
+            model=self.model.id if self.model else "", dialect=self.dialect.name,
+            status=self.status, streamed=self.stream,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens, cache_write_5m_tokens=usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens, cost_micro=self.cost(),
+            session_moved=self.session_moved, latency_ms=self.elapsed_ms(), ttft_ms=self.ttft_ms,
+            account_id=self.account.id if self.account else None,
+            upstream_request_id=self.upstream_request_id, error_type=self.error_type,
+            cache_hit=self.cache_hit, created_ms=self.created_ms,
+        )

@@ -1,0 +1,67 @@
+"""The route table: every /v1 route, the admin API, health checks, metrics and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ccgate import metrics
+from ccgate.http import chat, messages, meta
+from ccgate.http.services import Services
+from ccgate.http.web import create_web_app
+
+V1 = [
+    Route("/messages", messages.create_message, methods=["POST"]),
+    Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+    Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+    Route("/models", meta.list_models, methods=["GET"]),
+    Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
+    Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),
+    Route("/key-status", meta.key_status, methods=["GET"]),
+    Route("/credit/redeem", meta.redeem_code, methods=["POST"]),
+]
+
+
+def routes(gateway: Services) -> list[BaseRoute]:
+    """Every /v1 route (also under /v1/v1, for SDKs given a base URL that already ends in /v1),
+    the admin API, the health checks, and last the web dashboard (docs, sign-up, dashboard, console)."""
+    table: list[BaseRoute] = [Route(prefix + route.path, route.endpoint, methods=route.methods)
+                              for prefix in ("/v1", "/v1/v1") for route in V1]
+    return table + [
+        Mount("/admin/api", app=BuiltOnFirstUse(lambda: admin_api(gateway))),
+        Route("/healthz", meta.healthz, methods=["GET"]),
+        Route("/readyz", meta.readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Mount("", app=create_web_app(gateway)),
+    ]
+
+
+def admin_api(gateway: Services) -> ASGIApp:
+    from ccgate.http.admin import create_admin_api
+
+    admin = create_admin_api()
+    admin.state.gateway = gateway
+    return admin
+
+
+class BuiltOnFirstUse:
+    """An ASGI app made when its first request comes: the admin API's FastAPI and pydantic (some
+    14 MB) stay out of a process that is never asked for it."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._app = self._build()
+        await self._app(scope, receive, send)
+
+
+async def metrics_page(request: Request) -> Response:
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

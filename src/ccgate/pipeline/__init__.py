@@ -1,0 +1,1 @@
+"""The request pipeline: admission, the response cache, forwarding with failover, settlement."""

@@ -1,0 +1,130 @@
+"""One pipeline for every dialect: admit, answer from the cache or forward with failover, settle, answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from ccgate.billing.prices import Usage
+from ccgate.billing.settle import Settler
+from ccgate.errors import GatewayError
+from ccgate.gate.admission import Gate, Ticket
+from ccgate.pipeline.caching import ResponseCache, hit_headers, replay
+from ccgate.pipeline.context import Call
+from ccgate.pipeline.streaming import CallStream
+from ccgate.relay.forward import Attempt, Forwarder, Target
+from ccgate.relay.stream import StreamRelay
+from ccgate.state.base import AdmissionState
+
+log = logging.getLogger("ccgate.pipeline")
+
+JSON = "application/json"
+
+
+class Pipeline:
+    """Carries a parsed, authenticated request to an upstream and its answer back."""
+
+    def __init__(self, *, gate: Gate, forwarder: Forwarder, settler: Settler, state: AdmissionState,
+                 cache: ResponseCache, database_up: Callable[[], bool]) -> None:
+        self.gate = gate
+        self.forwarder = forwarder
+        self.settler = settler
+        self.state = state
+        self.cache = cache
+        self.database_up = database_up
+
+    async def run(self, call: Call, path: str, body: bytes, client_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
+        """The response to an admitted request, or a GatewayError."""
+        if not self.database_up():
+            raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)
+        assert call.key is not None and call.model is not None
+        ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size, max_tokens=call.max_tokens)
+        streaming = False
+        try:
+            if call.cache_key is not None and (hit := await self.cache.lookup(call.cache_key, call)) is not None:
+                return await self._serve_hit(call, ticket, *hit)
+            attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+            call.account, call.session_moved = attempt.account, attempt.moved
+            response = attempt.response
+            call.upstream_request_id = response.headers.get("request-id")
+            if response.status != 200:
+                return self._upstream_error(call, attempt)
+            if call.stream:
+                streaming = True
+                return StreamRelay(response, CallStream(self, call, attempt, ticket),
+                                   call.id_headers() | ticket.headers(),
+                                   idle_timeout=self.forwarder.upstream.idle_timeout, request_id=call.request_id)
+            assert attempt.body is not None
+            message = orjson.loads(attempt.body)
+            call.usage.update(message.get("usage") or {})
+            await self._settle_or_fail(call, ticket)
+            await self.cache.remember(call, message)
+            return Response(call.dialect.answer(attempt.body, message), 200,
+                            headers=call.id_headers() | ticket.headers(), media_type=JSON)
+        finally:
+            if not streaming:
+                ticket.release()
+                self.cache.end_lead(call)
+                await self.state.caught_up()
+
+    async def passthrough(self, call: Call, path: str, body: bytes,
+                          client_headers: list[tuple[bytes, bytes]]) -> Response:
+        """Forward a request that is neither limited nor billed, such as count_tokens."""
+        attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        return Response(attempt.body, attempt.response.status, headers=call.id_headers(), media_type=JSON)
+
+    @staticmethod
+    def _target(call: Call) -> Target:
+        assert call.model is not None
+        return Target(call.model.id, call.model.aliases, call.stream, call.session)
+
+    async def _serve_hit(self, call: Call, ticket: Ticket, raw: bytes, ttl_left: float) -> Response:
+        """The stored answer in the caller's dialect, billed at the hit price and recorded as a hit."""
+        message = self.cache.take_hit(call, raw)
+        await self._settle_or_fail(call, ticket)
+        headers = call.id_headers() | ticket.headers() | hit_headers(message, ttl_left)
+        return Response(replay(call, message), 200, headers=headers,
+                        media_type="text/event-stream" if call.stream else JSON)
+
+    def _upstream_error(self, call: Call, attempt: Attempt) -> Response:
+        """A client error from upstream (400, 404, 413 ...): passed on as it is, recorded, not retried."""
+        call.status = attempt.response.status
+        call.error_type = "upstream_" + str(call.status)
+        self.record_refusal(call)
+        return Response(call.dialect.upstream_error(call.status, attempt.body or b""), call.status,
+                        headers=call.id_headers(), media_type=JSON)
+
+    # -- settlement ------------------------------------------------------------------------------
+
+    async def settle(self, call: Call, ticket: Ticket) -> None:
+        """Commit the request's usage row and debit, then release its ticket; raises on failure."""
+        assert call.key is not None
+        row = call.usage_row()
+        budget_use = Usage() if call.cache_hit else call.usage  # a hit spends no tokens of the budget
+        try:
+            await self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid)
+        finally:
+            call.cost_micro = row.cost_micro
+
+    async def _settle_or_fail(self, call: Call, ticket: Ticket) -> None:
+        try:
+            await self.settle(call, ticket)
+        except Exception as exc:
+            raise GatewayError(503, "usage could not be recorded; the answer is withheld and not billed") from exc
+
+    async def settle_quietly(self, call: Call, ticket: Ticket) -> bool:
+        try:
+            await self.settle(call, ticket)
+            return True
+        except Exception as exc:
+            log.error("settling %s failed: %s", call.request_id, exc)
+            return False
+
+    def record_refusal(self, call: Call) -> None:
+        """Record a request answered with an error (nothing to wait for); unauthenticated ones are not."""
+        if call.key is not None:
+            self.settler.record_later(call.usage_row())

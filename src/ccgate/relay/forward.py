@@ -1,0 +1,147 @@
+"""The failover loop: sticky session, pick an account, send, classify the failure, cool down, try the next."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+import orjson
+
+from ccgate.errors import GatewayError
+from ccgate.relay.client import UPSTREAM_ERRORS
+from ccgate.relay.headers import upstream_headers
+from ccgate.route.pool import Account
+from ccgate.route.router import Router, rate_limit_wait
+
+log = logging.getLogger("ccgate.forward")
+
+# Upstream statuses worth another account, and the cause each one cools the account down for.
+RETRYABLE_CAUSES = {429: "rate_limited", 529: "overloaded", 401: "unauthorized", 403: "forbidden"}
+
+
+class Upstream(Protocol):
+    """The HTTP client the loop sends through (the real one is relay.client.UpstreamClient)."""
+
+    idle_timeout: float
+
+    async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        ...
+
+
+class Sticky(Protocol):
+    """Which account a session last used (route.shared)."""
+
+    async def get(self, session: str) -> int | None: ...
+
+    def put(self, session: str, account_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the loop needs to know of a request to route it."""
+
+    model_id: str
+    aliases: tuple[str, ...]
+    stream: bool
+    session: str | None = None
+
+
+@dataclass(slots=True)
+class Attempt:
+    """An upstream answer that ends the failover loop: a 200, or an error for the client to see."""
+
+    response: aiohttp.ClientResponse
+    account: Account
+    body: bytes | None  # read already, unless it is a stream still to relay
+    moved: bool = False  # the session's account could not serve, so its prompt cache was left behind
+
+
+@dataclass(slots=True)
+class Failure:
+    status: int | None
+    message: str
+    retry_after: float | None = None
+
+
+def error_message(raw: bytes | None, status: int) -> str:
+    """The upstream's own error message, or a plain one."""
+    try:
+        return str(orjson.loads(raw or b"")["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"upstream answered HTTP {status}"
+
+
+@dataclass
+class Forwarder:
+    """Sends a request to the best account, failing over to the next before any byte reached the client.
+
+    An account that rejects its own credentials is reported through `on_rejected`, which acts
+    off the request path; nothing here waits on the database.
+    """
+
+    router: Router
+    sticky: Sticky
+    upstream: Upstream
+    attempts: int = 3
+    on_rejected: Callable[[Account, str], None] = field(default=lambda account, reason: None)
+
+    async def send(self, target: Target, path: str, body: bytes,
+                   client_headers: list[tuple[bytes, bytes]]) -> Attempt:
+        router = self.router
+        stuck = await self.sticky.get(target.session) if target.session else None
+        tried: set[int] = set()
+        failures: list[Failure] = []
+        for _ in range(self.attempts):
+            choice = router.pick(target.model_id, target.aliases, tried, stuck)
+            if choice is None:
+                break
+            account = choice.account
+            tried.add(account.id)
+            router.begin(account)
+            try:
+                response = await self.upstream.post(
+                    account.base_url, path, body, upstream_headers(client_headers, account.api_key))
+                streaming = response.status == 200 and target.stream
+                raw = None if streaming else await response.read()
+            except UPSTREAM_ERRORS as exc:
+                router.end(account)
+                message = f"upstream unreachable: {type(exc).__name__}"
+                router.failed(account, "unreachable", message)
+                failures.append(Failure(None, message))
+                continue
+            status = response.status
+            if status == 200 or (status < 500 and status not in RETRYABLE_CAUSES):
+                if status == 200:
+                    router.succeeded(account, response.headers)
+                    if target.session:
+                        self.sticky.put(target.session, account.id)
+                if not streaming:
+                    router.end(account)
+                return Attempt(response, account, raw, moved=choice.moved and status == 200)
+            router.end(account)
+            message, cause = error_message(raw, status), RETRYABLE_CAUSES.get(status, "server_error")
+            retry_after = rate_limit_wait(response.headers) if status == 429 else None  # only 429 waits are told
+            router.failed(account, cause, message, retry_after)
+            if cause in ("unauthorized", "forbidden"):
+                self.on_rejected(account, f"upstream answered {status}: {message}")
+            failures.append(Failure(status, message, retry_after))
+        raise self._exhausted(target, failures)
+
+    def _exhausted(self, target: Target, failures: list[Failure]) -> GatewayError:
+        """502 with the last upstream message; 429 when every account was rate-limited or is at its
+        own limits; 503 when no account could be tried, with the soonest end of a cooldown."""
+        if not failures:
+            status, wait = self.router.why_none(target.model_id, target.aliases)
+            if status == 429:
+                return GatewayError(429, "every upstream account for this model is at its limits; retry shortly",
+                                    retry_after=wait)
+            return GatewayError(503, f"no healthy upstream account serves {target.model_id}; retry shortly",
+                                retry_after=wait if wait is not None else 5)
+        if all(failure.status == 429 for failure in failures):
+            waits = [failure.retry_after for failure in failures if failure.retry_after]
+            return GatewayError(429, "every upstream account is rate-limited; retry shortly",
+                                retry_after=min(waits) if waits else 5)
+        return GatewayError(502, f"upstream error: {failures[-1].message}")

@@ -1,0 +1,50 @@
+"""Typed rows that travel between layers: one definition each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """One request's usage row: what the pipeline records, the ledger writes and the API shows."""
+
+    request_id: str
+    key_id: str
+    user_id: int
+    model: str
+    dialect: str
+    status: int
+    streamed: bool
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cost_micro: int = 0
+    session_moved: bool = False
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    account_id: int | None = None
+    upstream_request_id: str | None = None
+    error_type: str | None = None
+    cache_hit: bool = False
+    created_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as column values, for an INSERT."""
+        return {name: getattr(self, name) for name in USAGE_COLUMNS}
+
+    @classmethod
+    def from_mapping(cls, row: dict[str, Any]) -> UsageRow:
+        return cls(**{name: row[name] for name in USAGE_COLUMNS})
+
+
+USAGE_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(UsageRow))
+
+
+def split_list(text: str | None) -> frozenset[str] | None:
+    """A stored comma list as a set; empty means no restriction."""
+    items = frozenset(item.strip() for item in (text or "").split(",") if item.strip())
+    return items or None

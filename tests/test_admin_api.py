@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import anthropic
-from test_messages import raw
+
+from helpers import raw
 
 
 def admin(gateway, method: str, path: str, key: str, payload: dict | None = None):

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
+
 from harness import Gateway
-from test_messages import usage_of
-from test_policy import key_status, message_body, post, slow
+from helpers import key_status, message_body, post, slow, usage_of
 
 
 def question() -> str:

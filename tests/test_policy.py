@@ -13,32 +13,10 @@ from datetime import UTC, datetime, timedelta
 import anthropic
 import openai
 import pytest
+
 from harness import Gateway, Simulator
+from helpers import PROMPT, key_status, message_body, post, raw, slow
 from services import wait_until
-from test_messages import raw
-
-PROMPT = [{"role": "user", "content": "hi"}]
-
-
-def message_body(model: str = "claude-haiku-4-5", max_tokens: int = 16, text: str = "hi", **extra) -> bytes:
-    return json.dumps({"model": model, "max_tokens": max_tokens,
-                       "messages": [{"role": "user", "content": text}], **extra}).encode()
-
-
-def post(gateway, key: str, body: bytes, **headers):
-    return raw(gateway, "POST", "/v1/messages", body=body,
-               headers={"x-api-key": key, "content-type": "application/json", **headers})
-
-
-def slow(ms: int) -> dict:
-    """Headers that make the simulator wait before answering (the gateway forwards them)."""
-    return {"x-sim-fault": "slow-first-byte", "x-sim-delay-ms": str(ms)}
-
-
-def key_status(gateway, key: str) -> dict:
-    status, _, payload = raw(gateway, "GET", "/v1/key-status", headers={"x-api-key": key})
-    assert status == 200, payload
-    return payload
 
 
 def balance_and_ledger(gateway, email: str) -> tuple[int, int]:

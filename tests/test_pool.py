@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
+
 from harness import Gateway, Simulator
+from helpers import list_price_micro, message_body, post, usage_of
 from services import wait_until
-from test_messages import list_price_micro, usage_of
-from test_policy import message_body, post
 
 HEALTHY = 200
 

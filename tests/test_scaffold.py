@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from test_messages import usage_of
+
+from helpers import usage_of
 
 
 def run_example(project, script: str) -> subprocess.CompletedProcess:

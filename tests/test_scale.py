@@ -14,10 +14,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from harness import CCGATE, Gateway, Simulator
+from helpers import key_status, message_body, post, raw
 from services import Deployment, PostgresServer, RedisServer, wait_until
-from test_messages import raw
-from test_policy import key_status, message_body, post
 
 
 def scaled(tmp_path, sim: Simulator, **env) -> Gateway:

@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import anthropic
 import pytest
-from harness import Gateway
 from starlette.responses import Response
 
 from ccgate.http.web.charts import Series, bar_chart, nice_ceiling
@@ -25,6 +24,7 @@ from ccgate.http.web.render import usd
 from ccgate.http.web.sessions import set_cookie
 from ccgate.http.web.throttle import LoginThrottle
 from ccgate.ops import KeyLimits, OperationError, WebSettings
+from harness import Gateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -12,11 +12,10 @@ from ccgate.billing.settle import capture_usage
 from ccgate.dialects.anthropic_stream import MessageBuilder
 from ccgate.dialects.sse import event_data
 from ccgate.gate.admission import Ticket
+from ccgate.pipeline.caching import ResponseCache
 from ccgate.pipeline.context import Call
-from ccgate.relay.forward import Attempt
-
-if TYPE_CHECKING:
-    from ccgate.pipeline.core import Pipeline
+from ccgate.relay.forward import Attempt, Forwarder
+from ccgate.state.base import AdmissionState
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -28,12 +27,22 @@ def in_background(coroutine: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(_background.discard)
 
 
+class Owner(Protocol):
+    """What a stream needs of the pipeline that admitted it."""
+
+    state: AdmissionState
+    cache: ResponseCache
+    forwarder: Forwarder
+
+    async def settle_quietly(self, call: Call, ticket: Ticket) -> bool: ...
+
+
 class CallStream:
     """Implements relay.stream.StreamHooks for a call admitted with `ticket`."""
 
     __slots__ = ("pipeline", "call", "attempt", "ticket", "builder")
 
-    def __init__(self, pipeline: Pipeline, call: Call, attempt: Attempt, ticket: Ticket) -> None:
+    def __init__(self, pipeline: Owner, call: Call, attempt: Attempt, ticket: Ticket) -> None:
         self.pipeline = pipeline
         self.call = call
         self.attempt = attempt

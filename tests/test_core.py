@@ -7,13 +7,20 @@ import asyncio
 
 import orjson
 import pytest
+
+from ccgate.billing.prices import Usage, cost_micro
+from ccgate.dialects.anthropic import AnthropicDialect
+from ccgate.dialects.openai import OpenAIDialect
+from ccgate.errors import GatewayError
+from ccgate.gate.keys import KeyRecord
+from ccgate.pipeline.context import Call
 from fakes import (
     HAIKU,
     Core,
     Exchange,
     FakeServices,
-    api,
     answer,
+    api,
     broken_stream_error,
     call_asgi,
     core,
@@ -23,13 +30,6 @@ from fakes import (
     stream,
     stream_events,
 )
-
-from ccgate.billing.prices import Usage, cost_micro
-from ccgate.dialects.anthropic import AnthropicDialect
-from ccgate.dialects.openai import OpenAIDialect
-from ccgate.errors import GatewayError
-from ccgate.gate.keys import KeyRecord
-from ccgate.pipeline.context import Call
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
 BALANCE = 1_000_000
@@ -85,7 +85,8 @@ async def test_a_streams_last_event_waits_for_its_usage_row_to_commit() -> None:
     rig.upstream.queue("http://upstream-1", stream())
     rig.writer.hold = asyncio.Event()
     seen: list[bytes] = []
-    relay = asyncio.create_task(run(rig, new_call(stream=True, record=key(prepaid=True)), on_chunk=lambda ex: seen.append(ex.chunks[-1])))
+    call = new_call(stream=True, record=key(prepaid=True))
+    relay = asyncio.create_task(run(rig, call, on_chunk=lambda exchange: seen.append(exchange.chunks[-1])))
     for _ in range(100):
         if any(b"message_delta" in chunk for chunk in seen):
             break

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
 from ccgate.billing.prices import ModelPrice, Usage, cost_micro
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait

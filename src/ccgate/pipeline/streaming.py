@@ -68,8 +68,9 @@ class CallStream:
         if not await pipeline.settle_quietly(call, self.ticket):
             return call.dialect.stream_error("api_error", "usage could not be recorded; answer withheld")
         await pipeline.state.caught_up()
-        if self.builder is not None and self.builder.complete and call.error_type is None:
-            await pipeline.cache.remember(call, self.builder.message)
+        builder = self.builder
+        if builder is not None and builder.complete and builder.message is not None and call.error_type is None:
+            await pipeline.cache.remember(call, builder.message)
         return None
 
     async def broken(self, pending: bool) -> bytes:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
 from ccgate.store.db import sqlite_pragmas
-from ccgate.store.schema import api_keys, ledger, usage, users
+from ccgate.store.schema import USAGE_COST_COLUMNS, api_keys, ledger, usage, users
 
 log = logging.getLogger("ccgate.ledger")
 
@@ -28,6 +28,9 @@ CHECKPOINT_EVERY = 0.05  # seconds between the checkpointer's passes, while ther
 WRITER_CHECKPOINT_PAGES = 10_000  # the writer checkpoints by itself only past this many WAL pages
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a WAL file is cut back to once it restarts
 SQLITE = sqlite_dialect(paramstyle="named")
+# The usage columns a row may leave out: every row of a batch is written with the same columns.
+USAGE_DEFAULTS = {"speed": None, "inference_geo": None, "long_context": False, "web_search_requests": 0,
+                  "web_fetch_requests": 0, **dict.fromkeys(USAGE_COST_COLUMNS, 0)}
 
 
 @dataclass(slots=True)
@@ -176,7 +179,7 @@ class BatchWrites:
                     "user_id": row["user_id"], "kind": "request", "amount_micro": -row["cost_micro"],
                     "request_id": row["request_id"], "note": row["model"], "created_ms": row["created_ms"],
                 })
-        return cls([record.row for record in batch], ledger_rows,
+        return cls([{**USAGE_DEFAULTS, **record.row} for record in batch], ledger_rows,
                    [{"uid": uid, "amount": amount} for uid, amount in debits.items()],
                    [{"kid": kid, "ts": ts} for kid, ts in last_used.items()])
 

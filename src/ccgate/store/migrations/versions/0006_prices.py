@@ -17,17 +17,18 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-MODEL_COLUMNS = (
-    sa.Column("long_context_threshold", sa.BigInteger, nullable=True),
-    sa.Column("long_context_input_bp", sa.Integer, nullable=False, server_default="10000"),
-    sa.Column("long_context_output_bp", sa.Integer, nullable=False, server_default="10000"),
-    sa.Column("fast_input_bp", sa.Integer, nullable=True),
-    sa.Column("fast_output_bp", sa.Integer, nullable=True),
-    sa.Column("us_geo_bp", sa.Integer, nullable=False, server_default="10000"),
-    sa.Column("web_search_price_micro", sa.BigInteger, nullable=False, server_default="10000"),
-    sa.Column("web_fetch_price_micro", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("batch_bp", sa.Integer, nullable=False, server_default="5000"),
-)
+def model_columns() -> list[sa.Column]:
+    return [
+        sa.Column("long_context_threshold", sa.BigInteger, nullable=True),
+        sa.Column("long_context_input_bp", sa.Integer, nullable=False, server_default="10000"),
+        sa.Column("long_context_output_bp", sa.Integer, nullable=False, server_default="10000"),
+        sa.Column("fast_input_bp", sa.Integer, nullable=True),
+        sa.Column("fast_output_bp", sa.Integer, nullable=True),
+        sa.Column("us_geo_bp", sa.Integer, nullable=False, server_default="10000"),
+        sa.Column("web_search_price_micro", sa.BigInteger, nullable=False, server_default="10000"),
+        sa.Column("web_fetch_price_micro", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("batch_bp", sa.Integer, nullable=False, server_default="5000"),
+    ]
 
 
 def usage_columns() -> list[sa.Column]:
@@ -45,9 +46,9 @@ def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("overdraft_micro", sa.BigInteger, nullable=True))
     with op.batch_alter_table("models") as batch:
-        for column in MODEL_COLUMNS:
-            batch.add_column(column.copy())
-    models = sa.table("models", sa.column("id", sa.String), *(sa.column(c.name, c.type) for c in MODEL_COLUMNS))
+        for column in model_columns():
+            batch.add_column(column)
+    models = sa.table("models", sa.column("id", sa.String), *(sa.column(c.name, c.type) for c in model_columns()))
     for model_id, values in reference_modifiers().items():
         op.execute(models.update().where(models.c.id == model_id).values(**values))
     with op.batch_alter_table("usage") as batch:
@@ -60,7 +61,7 @@ def downgrade() -> None:
         for column in usage_columns():
             batch.drop_column(column.name)
     with op.batch_alter_table("models") as batch:
-        for column in MODEL_COLUMNS:
+        for column in model_columns():
             batch.drop_column(column.name)
     with op.batch_alter_table("users") as batch:
         batch.drop_column("overdraft_micro")

@@ -176,9 +176,11 @@ def _factor(applies: bool, multiplier_bp: int | None) -> int:
     return multiplier_bp if applies and multiplier_bp is not None else BASIS_POINTS
 
 
-def cost(price: ModelPrice, flags: RequestFlags, usage: Usage) -> CostBreakdown:
-    """Every component at its price times the multipliers that apply (all in exact integers)."""
-    long_context = is_long_context(price, flags, usage)
+def cost(price: ModelPrice, flags: RequestFlags, usage: Usage, *, long_context: bool | None = None) -> CostBreakdown:
+    """Every component at its price times the multipliers that apply (all in exact integers).  Whether
+    the long-context tier applies is decided from `usage` unless given (pricing a sum of requests)."""
+    if long_context is None:
+        long_context = is_long_context(price, flags, usage)
     common = (_factor(flags.us_only, price.us_geo_bp) * _factor(flags.batch, price.batch_bp) * price.markup_bp)
     input_side = (common * _factor(long_context, price.long_context_input_bp)
                   * _factor(flags.fast, price.fast_input_bp))

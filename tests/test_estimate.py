@@ -154,6 +154,15 @@ def test_bounds_max_tokens_and_the_context_window():
     assert expected.reserve_tokens == SONNET.max_input_tokens + 1
 
 
+def test_a_long_context_request_is_held_at_the_long_context_tier():
+    sonnet45 = catalog_price("claude-sonnet-4-5", long_context_threshold=200_000, long_context_input_bp=20_000,
+                             long_context_output_bp=15_000)
+    expected = estimate(History(), 2_000_000, sonnet45, 1000, RequestFlags(long_context_beta=True), False)
+    # 2 MB x 0.3 = 600000 tokens, past the 200K window thanks to the beta: written at 3.75 x 2; 1000 out at 15 x 1.5
+    assert expected.usage.cache_write_5m_tokens == 600_000
+    assert expected.cost_micro == 600_000 * 7.5 + 1000 * 22.5
+
+
 def test_flags_price_the_hold_as_settlement_will():
     fast = catalog_price("claude-opus-4-6", fast_input_bp=60_000, fast_output_bp=60_000)
     standard = estimate(History(), 40_000, fast, 8_000, RequestFlags(), False).cost_micro

@@ -11,7 +11,7 @@ The estimate, for a request of `body_size` bytes with `max_tokens`:
 
 - input tokens = body_size x the key's tokens-per-byte ratio (learned from its own settled requests:
   total input tokens / body bytes; DEFAULT_TOKENS_PER_BYTE before the first), at most the model's
-  context window;
+  context window (1M under the long-context beta for a model with a long-context tier);
 - how that input splits into uncached, cache-written and cache-read tokens: the key's learned shares;
   before its first settled request, all of it a cache write (a first request writes its prefix);
 - cache writes at the 1-hour price when the body asks for a 1-hour TTL (`"ttl":"1h"` in its bytes),
@@ -34,7 +34,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ccgate.billing.prices import ModelPrice, RequestFlags, Usage, cost
+from ccgate.billing.prices import ModelPrice, RequestFlags, Usage, context_window, cost
 
 DEFAULT_TOKENS_PER_BYTE = 0.3  # JSON with prose and code: ~3.3 bytes a token (measured ~4 on Claude Code bodies)
 DEFAULT_OUTPUT_TOKENS = 4096  # a long answer or a few tool calls; Claude Code turns average well under this
@@ -99,11 +99,11 @@ class Estimate:
     reserve_tokens: int
 
 
-def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens: int,
+def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens: int, flags: RequestFlags,
                    wants_1h_cache: bool) -> Usage:
     """The usage a request is expected to report, from the key's history."""
     total_input = min(round(body_size * history.tokens_per_byte.mean(DEFAULT_TOKENS_PER_BYTE)),
-                      model.max_input_tokens)
+                      context_window(model, flags))
     read = round(total_input * history.read_share.mean(0.0))
     write = min(round(total_input * history.write_share.mean(1.0)), total_input - read)
     return Usage(
@@ -117,7 +117,7 @@ def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_t
 def estimate(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens: int, flags: RequestFlags,
              wants_1h_cache: bool) -> Estimate:
     """What to hold for a request (see the module's docstring)."""
-    usage = expected_usage(history, body_size, model, max_tokens, wants_1h_cache)
+    usage = expected_usage(history, body_size, model, max_tokens, flags, wants_1h_cache)
     return Estimate(usage, cost(model, flags, usage).total_micro,
                     usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
 

@@ -19,6 +19,7 @@ SCALE: int = PER_MILLION * BASIS_POINTS ** MULTIPLIER_SLOTS  # exact component u
 NANO_PER_MICRO = 1000
 COMPONENTS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search", "web_fetch")
 LONG_CONTEXT_BETA = "context-1m-2025-08-07"
+LONG_CONTEXT_WINDOW = 1_000_000  # input tokens a model with a long-context tier takes under that beta
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,13 @@ class CostBreakdown:
         """Each component rounded up to nano-dollars (1/1000 micro-dollar): the stored form."""
         unit = SCALE // NANO_PER_MICRO
         return {name: -(-value // unit) for name, value in self.components().items()}
+
+
+def context_window(price: ModelPrice, flags: RequestFlags) -> int:
+    """The input tokens a request may carry: the 1M beta widens a model that has a long-context tier."""
+    if flags.long_context_beta and price.long_context_threshold is not None:
+        return max(price.max_input_tokens, LONG_CONTEXT_WINDOW)
+    return price.max_input_tokens
 
 
 def is_long_context(price: ModelPrice, flags: RequestFlags, usage: Usage) -> bool:

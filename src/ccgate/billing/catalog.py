@@ -24,14 +24,5 @@ class Catalog:
 
     @classmethod
     async def load(cls, conn: AsyncConnection) -> Catalog:
-        models = []
-        for row, aliases in await repo.enabled_models(conn):
-            models.append(ModelPrice(
-                id=row["id"], display_name=row["display_name"], created_at=row["created_at"],
-                max_input_tokens=row["max_input_tokens"], max_tokens=row["max_tokens"],
-                input_price=row["input_price"], output_price=row["output_price"],
-                cache_write_5m_price=row["cache_write_5m_price"],
-                cache_write_1h_price=row["cache_write_1h_price"],
-                cache_read_price=row["cache_read_price"], markup_bp=row["markup_bp"], aliases=tuple(aliases),
-            ))
+        models = [ModelPrice.from_row(row, aliases) for row, aliases in await repo.enabled_models(conn)]
         return cls(models)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ccgate.billing.prices import ModelPrice
+from ccgate.billing.usage_view import cost_object
 from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait, describe_window
@@ -82,7 +83,7 @@ def usage_object(row: UsageRow) -> dict[str, Any]:
             "ephemeral_5m_input_tokens": row.cache_write_5m_tokens,
             "ephemeral_1h_input_tokens": row.cache_write_1h_tokens,
         },
-        "cost_micro": row.cost_micro, "cost_usd": row.cost_micro / 1_000_000,
+        "cost_micro": row.cost_micro, "cost_usd": row.cost_micro / 1_000_000, "cost": cost_object(row),
         "streamed": row.streamed, "dialect": row.dialect, "cache_hit": row.cache_hit,
         "latency_ms": row.latency_ms, "ttft_ms": row.ttft_ms,
         "created_at": datetime.fromtimestamp(row.created_ms / 1000, UTC).isoformat(),

@@ -31,6 +31,21 @@ class UsageRow:
     error_type: str | None = None
     cache_hit: bool = False
     created_ms: int = 0
+    # The price flags and server tool uses (billing.prices.RequestFlags, Usage).
+    speed: str | None = None
+    inference_geo: str | None = None
+    long_context: bool = False
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
+    # Each cost component, markup included, in nano-dollars rounded up (cost_micro is their exact sum
+    # rounded up once); columns, not JSON, so reports sum them in SQL.
+    cost_input_nano: int = 0
+    cost_output_nano: int = 0
+    cost_cache_write_5m_nano: int = 0
+    cost_cache_write_1h_nano: int = 0
+    cost_cache_read_nano: int = 0
+    cost_web_search_nano: int = 0
+    cost_web_fetch_nano: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The row as column values, for an INSERT."""
@@ -42,6 +57,8 @@ class UsageRow:
 
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(UsageRow))
+COST_COMPONENTS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search", "web_fetch")
+USAGE_COST_COLUMNS = tuple(f"cost_{name}_nano" for name in COST_COMPONENTS)
 
 
 def split_list(text: str | None) -> frozenset[str] | None:

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Text,
 )
 
+from ccgate.store.rows import USAGE_COST_COLUMNS
+
 metadata = MetaData()
 
 users = Table(
@@ -32,6 +34,8 @@ users = Table(
     # NULL: postpaid, no credit check.  A number: prepaid credit that admission holds against.
     Column("balance_micro", BigInteger, nullable=True),
     Column("created_ms", BigInteger, nullable=False),
+    # How far below zero a prepaid balance may go while requests run; NULL: the operator's default.
+    Column("overdraft_micro", BigInteger, nullable=True),
 )
 
 api_keys = Table(
@@ -88,6 +92,17 @@ models = Table(
     # Multiplier on the list price in basis points: 10000 is 1.0x.
     Column("markup_bp", Integer, nullable=False, default=10000),
     Column("enabled", Boolean, nullable=False, default=True),
+    # Price modifiers (ccgate.billing.prices.ModelPrice); multipliers in basis points.
+    # Above this many input tokens, with the 1M-context beta, the whole request is long-context priced.
+    Column("long_context_threshold", BigInteger, nullable=True),
+    Column("long_context_input_bp", Integer, nullable=False, default=10000),
+    Column("long_context_output_bp", Integer, nullable=False, default=10000),
+    Column("fast_input_bp", Integer, nullable=True),  # NULL: no fast mode
+    Column("fast_output_bp", Integer, nullable=True),
+    Column("us_geo_bp", Integer, nullable=False, default=10000),  # inference_geo "us"
+    Column("web_search_price_micro", BigInteger, nullable=False, default=10000),  # per search
+    Column("web_fetch_price_micro", BigInteger, nullable=False, default=0),  # per fetch
+    Column("batch_bp", Integer, nullable=False, default=5000),
 )
 
 model_aliases = Table(
@@ -121,6 +136,15 @@ usage = Table(
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("session_moved", Boolean, nullable=False, default=False),
     Column("created_ms", BigInteger, nullable=False),
+    # The request's price flags and server tool uses.
+    Column("speed", String(16), nullable=True),
+    Column("inference_geo", String(16), nullable=True),
+    Column("long_context", Boolean, nullable=False, default=False),  # priced at the long-context tier
+    Column("web_search_requests", Integer, nullable=False, default=0),
+    Column("web_fetch_requests", Integer, nullable=False, default=0),
+    # What each component cost, markup included, in nano-dollars (1/1000 micro-dollar) rounded up;
+    # cost_micro is the exact sum rounded up once.  Columns, not JSON, so reports sum them in SQL.
+    *(Column(name, BigInteger, nullable=False, default=0) for name in USAGE_COST_COLUMNS),
     Index("ix_usage_user_time", "user_id", "created_ms"),
     Index("ix_usage_key_time", "key_id", "created_ms"),
 )

@@ -1,12 +1,3 @@
-"""Prometheus metrics the gateway exposes at /metrics."""
+"""Moved to ccgate.obs.metrics; this shim keeps old imports working until the lead removes it."""
 
-from __future__ import annotations
-
-from prometheus_client import CollectorRegistry, Gauge
-
-REGISTRY = CollectorRegistry()
-
-STATE_DEGRADED = Gauge("ccgate_state_degraded",
-                       "1 while Redis is unreachable and limits are enforced per process", registry=REGISTRY)
-DATABASE_UP = Gauge("ccgate_database_up", "1 while the database answers; 0 means new requests get 503",
-                    registry=REGISTRY)
+from ccgate.obs.metrics import DATABASE_UP, REDIS_UP, REGISTRY, STATE_DEGRADED  # noqa: F401

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ccgate.obs.metrics import AccountGauge
 from ccgate.route.headroom import Window, exhausted, parse_ratelimit, windows_as_dict
 from ccgate.route.pool import Account, AccountPool
 
@@ -204,6 +205,18 @@ class Router:
         if account.rpm and health.requests_last_minute(now) >= account.rpm:
             return "at its requests-per-minute limit"
         return exhausted(health.windows, int(now * 1000))
+
+    def gauges(self, disabled: tuple[str, ...] = ()) -> list[AccountGauge]:
+        """Each account as the metrics show it; `disabled` names the accounts the pool leaves out."""
+        now = time.time()
+        gauges = []
+        for account in self.pool.accounts:
+            health = self.health_of(account)
+            gauges.append(AccountGauge(
+                account.name, "cooling" if health.cooldown_until > now else "healthy", health.in_flight,
+                self.unroutable(account, now),
+                {kind: (window.limit, window.remaining) for kind, window in health.windows.items()}))
+        return gauges + [AccountGauge(name, "disabled", 0, "disabled", {}) for name in disabled]
 
     def snapshot(self) -> list[dict]:
         """Each account's health as rows of account_status, for operators and the CLI."""

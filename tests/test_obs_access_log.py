@@ -81,3 +81,31 @@ def test_application_log_in_json(capsys) -> None:
     entry = orjson.loads(lines[0])
     assert entry["message"] == "hello there" and entry["level"] == "INFO" and entry["logger"] == "ccgate.test"
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})), str)
+
+
+async def test_the_observer_counts_logs_and_costs_little(tmp_path: Path) -> None:
+    """One call per finished request: the metrics move, one line is logged; µs per call printed."""
+    import time
+
+    from ccgate.obs import metrics
+    from ccgate.obs.observer import Observer
+    from ccgate.obs.tracing import Tracing
+
+    path = tmp_path / "access.log"
+    observer = Observer(AccessLog(AccessLogSettings(str(path))), Tracing(None))
+    observer.start()
+    labels = {"route": "messages", "dialect": "anthropic", "status_class": "2xx", "model": "claude-m1"}
+    metrics.flush()
+    before = metrics.REGISTRY.get_sample_value("ccgate_requests_total", labels) or 0
+    calls = 5000
+    record = a_record(1)
+    started = time.process_time()
+    for _ in range(calls):
+        observer.finished(record)
+    metrics.flush()
+    cpu_us = (time.process_time() - started) / calls * 1e6  # includes the writer thread's share
+    await observer.stop()
+    print(f"Observer.finished with metrics and a file access log: {cpu_us:.1f} us CPU per request")
+    assert metrics.REGISTRY.get_sample_value("ccgate_requests_total", labels) - before == calls
+    assert len(path.read_bytes().splitlines()) == calls
+    assert cpu_us < 100

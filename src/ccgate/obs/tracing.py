@@ -87,8 +87,11 @@ class Tracing:
     @contextlib.contextmanager
     def _child(self, parent: Any, name: str) -> Iterator[Any]:
         assert self._tracer is not None
-        with self._tracer.start_as_current_span(name, context=self._trace.set_span_in_context(parent)) as span:
+        span = self._tracer.start_span(name, context=self._trace.set_span_in_context(parent))
+        try:
             yield span
+        finally:
+            span.end()
 
     def child(self, parent: Any, name: str) -> contextlib.AbstractContextManager[Any]:
         """A child span of the request for a step done in one block (admission, routing, settlement)."""

@@ -147,3 +147,15 @@ def test_observe_request_is_cheap() -> None:
     per_call_us = (time.perf_counter() - started) / calls * 1e6
     print(f"observe_request: {per_call_us:.1f} us per call")
     assert per_call_us < 100  # measured ~10 us, flush included, on the 2-core dev box; generous for CI noise
+
+
+def test_the_grafana_dashboard_queries_only_series_the_gateway_exposes() -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).parent.parent / "grafana" / "ccgate.json").read_text())
+    exposed = {sample.name for family in metrics.REGISTRY.collect() for sample in family.samples}
+    exposed |= {family.name + suffix for family in metrics.REGISTRY.collect() for suffix in ("", "_bucket", "_total")}
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"ccgate_[a-z0-9_]+", target["expr"])}
+    assert queried and queried <= exposed, queried - exposed

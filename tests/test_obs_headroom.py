@@ -61,3 +61,33 @@ def test_router_keeps_windows_and_says_why_an_account_cannot_be_routed_to() -> N
     gauges = {gauge.name: gauge for gauge in router.gauges(disabled=("acct-9",))}
     assert gauges["acct-2"].state == "cooling" and gauges["acct-9"].state == "disabled"
     assert gauges["acct-4"].limits["input-tokens"] == (40000, 20000) and gauges["acct-1"].in_flight == 1
+
+
+def test_reports_of_several_processes_merge_into_one_view() -> None:
+    from ccgate.route.headroom import merge_reports
+
+    old = {"requests": {"limit": 50, "remaining": 40, "reset_ms": None}}
+    new = {"requests": {"limit": 50, "remaining": 3, "reset_ms": None}}
+    reports = [{"updated_ms": 1, "ratelimit": old, "unroutable": "cooling: rate_limited"},
+               {"updated_ms": 2, "ratelimit": new, "unroutable": None}]
+    assert merge_reports(reports) == {"ratelimit": new, "unroutable": None}
+    reports[1]["unroutable"] = "at its concurrency limit"
+    assert merge_reports(reports)["unroutable"] == "cooling: rate_limited"
+    assert merge_reports([]) == {"ratelimit": None, "unroutable": None}
+
+
+def test_the_console_accounts_page_shows_headroom_and_the_reason() -> None:
+    from ccgate.http.web.console import account_rows
+    from ccgate.http.web.render import env
+
+    account = {"id": 1, "name": "acct-1", "base_url": "http://up", "priority": 0, "weight": 1, "models": None,
+               "enabled": True, "disabled_reason": None, "cooldown_until_ms": None, "cause": None, "in_flight": 0,
+               "requests_last_minute": 3, "last_error": None, "last_error_ms": None, "rpm": None, "concurrency": 1,
+               "created_ms": 0, "unroutable": "at its concurrency limit",
+               "ratelimit": {"input-tokens": {"limit": 40000, "remaining": 1234, "reset_ms": None}}}
+    without = {key: value for key, value in account.items() if key not in ("ratelimit", "unroutable")}
+    html = env.get_template("console_accounts.html").render(
+        path="/console/accounts", session=None, user=None, csrf="", error=None, notice=None, public_url="http://gw",
+        title="Console", default_base_url="https://api.anthropic.com",
+        accounts=account_rows([account, without | {"id": 2, "name": "acct-2"}], 0))
+    assert "at its concurrency limit" in html and "input-tokens: 1,234 of" in html and "acct-2" in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 KINDS = ("requests", "input-tokens", "output-tokens", "tokens")
 
@@ -57,3 +58,13 @@ def exhausted(windows: Mapping[str, Window], now_ms: int) -> str | None:
         if window.remaining == 0 and (window.reset_ms is None or window.reset_ms > now_ms):
             return f"{kind} exhausted"
     return None
+
+
+def merge_reports(reports: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One account's headroom over the live processes' account_status rows: the newest windows any
+    process saw, and a reason it cannot be routed to only if no process can route to it."""
+    seen = [report for report in reports if report.get("ratelimit")]
+    newest = max(seen, key=lambda report: report["updated_ms"], default=None)
+    reasons = [report.get("unroutable") for report in reports]
+    return {"ratelimit": newest["ratelimit"] if newest else None,
+            "unroutable": reasons[0] if reasons and all(reasons) else None}

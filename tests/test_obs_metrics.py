@@ -88,12 +88,17 @@ def test_account_gauges_show_state_headroom_and_why_not_routable() -> None:
     assert sample("ccgate_account_state", account="acct-b", state="cooling") == 1
     assert sample("ccgate_account_state", account="acct-b", state="healthy") == 0
     assert sample("ccgate_account_in_flight", account="acct-a") == 3
-    assert sample("ccgate_account_routable", account="acct-b", reason="cooling: rate_limited") == 0
-    assert sample("ccgate_account_routable", account="acct-a", reason="") == 1
+    assert sample("ccgate_account_routable", account="acct-b") == 0
+    assert sample("ccgate_account_unroutable", account="acct-b", reason="cooling: rate_limited") == 1
+    assert sample("ccgate_account_routable", account="acct-a") == 1
     assert sample("ccgate_account_ratelimit_remaining", account="acct-a", kind="requests") == 10
     assert sample("ccgate_account_ratelimit_limit", account="acct-a", kind="input-tokens") == 1000
-    observe_accounts([AccountGauge("acct-a", "disabled", 0, "disabled", {})])
-    assert metrics.REGISTRY.get_sample_value("ccgate_account_in_flight", {"account": "acct-b"}) is None
+    observe_accounts([AccountGauge("acct-a", "disabled", 0, "disabled", {}),
+                      AccountGauge("acct-b", "healthy", 0, None, {})])
+    assert sample("ccgate_account_unroutable", account="acct-b", reason="cooling: rate_limited") == 0
+    assert sample("ccgate_account_state", account="acct-a", state="healthy") == 0
+    assert sample("ccgate_account_in_flight", account="acct-a") == 0
+    assert sample("ccgate_account_ratelimit_remaining", account="acct-a", kind="requests") == 0
 
 
 def test_ledger_commit_and_depth() -> None:

@@ -75,9 +75,10 @@ ACCOUNT_STATE = Gauge("ccgate_account_state", "1 for the state each account is i
                       ["account", "state"], registry=REGISTRY, multiprocess_mode="livemax")
 ACCOUNT_IN_FLIGHT = Gauge("ccgate_account_in_flight", "Requests in flight per account", ["account"],
                           registry=REGISTRY, multiprocess_mode="livesum")
-ACCOUNT_ROUTABLE = Gauge("ccgate_account_routable", "1 if a request could be routed to the account now, else 0 "
-                         "with the reason as a label", ["account", "reason"], registry=REGISTRY,
-                         multiprocess_mode="livemin")
+ACCOUNT_ROUTABLE = Gauge("ccgate_account_routable", "1 if a request could be routed to the account now, else 0",
+                         ["account"], registry=REGISTRY, multiprocess_mode="livemax")
+ACCOUNT_UNROUTABLE = Gauge("ccgate_account_unroutable", "1 for the reason a request cannot go to the account now",
+                           ["account", "reason"], registry=REGISTRY, multiprocess_mode="livemin")
 ACCOUNT_LIMIT = Gauge("ccgate_account_ratelimit_limit", "The account's upstream rate limit (anthropic-ratelimit-*)",
                       ["account", "kind"], registry=REGISTRY, multiprocess_mode="livemax")
 ACCOUNT_REMAINING = Gauge("ccgate_account_ratelimit_remaining", "What the upstream last said remains of the limit",
@@ -216,20 +217,42 @@ class AccountGauge:
 ACCOUNT_STATES = ("healthy", "cooling", "disabled")
 
 
+_account_series: dict[Any, set[tuple[str, ...]]] = {}  # per gauge, the label sets set last time
+
+
+def _set_all(gauge: Any, values: dict[tuple[str, ...], float]) -> None:
+    """Set these series and zero the ones set last time but not now. (Zeroed, not removed: with
+    several workers a removed series would keep its last value in the worker's file.)"""
+    for labels in _account_series.get(gauge, set()) - values.keys():
+        gauge.labels(*labels).set(0)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    _account_series[gauge] = set(values)
+
+
 def observe_accounts(accounts: Iterable[AccountGauge]) -> None:
-    """Set the per-account gauges (called periodically, not per request); forgets accounts now gone."""
-    for gauge in (ACCOUNT_STATE, ACCOUNT_IN_FLIGHT, ACCOUNT_ROUTABLE, ACCOUNT_LIMIT, ACCOUNT_REMAINING):
-        gauge.clear()
+    """Set the per-account gauges (called periodically, not per request)."""
+    state: dict[tuple[str, ...], float] = {}
+    in_flight: dict[tuple[str, ...], float] = {}
+    routable: dict[tuple[str, ...], float] = {}
+    unroutable: dict[tuple[str, ...], float] = {}
+    limit: dict[tuple[str, ...], float] = {}
+    remaining: dict[tuple[str, ...], float] = {}
     for account in accounts:
-        for state in ACCOUNT_STATES:
-            ACCOUNT_STATE.labels(account.name, state).set(1 if state == account.state else 0)
-        ACCOUNT_IN_FLIGHT.labels(account.name).set(account.in_flight)
-        ACCOUNT_ROUTABLE.labels(account.name, account.unroutable or "").set(0 if account.unroutable else 1)
-        for kind, (limit, remaining) in account.limits.items():
-            if limit is not None:
-                ACCOUNT_LIMIT.labels(account.name, kind).set(limit)
-            if remaining is not None:
-                ACCOUNT_REMAINING.labels(account.name, kind).set(remaining)
+        name = account.name
+        state.update({(name, each): 1 if each == account.state else 0 for each in ACCOUNT_STATES})
+        in_flight[(name,)] = account.in_flight
+        routable[(name,)] = 0 if account.unroutable else 1
+        if account.unroutable:
+            unroutable[(name, account.unroutable)] = 1
+        for kind, (size, left) in account.limits.items():
+            if size is not None:
+                limit[(name, kind)] = size
+            if left is not None:
+                remaining[(name, kind)] = left
+    for gauge, values in ((ACCOUNT_STATE, state), (ACCOUNT_IN_FLIGHT, in_flight), (ACCOUNT_ROUTABLE, routable),
+                          (ACCOUNT_UNROUTABLE, unroutable), (ACCOUNT_LIMIT, limit), (ACCOUNT_REMAINING, remaining)):
+        _set_all(gauge, values)
 
 
 def observe_ledger_commit(seconds: float, depth: int) -> None:

@@ -109,3 +109,17 @@ async def test_the_observer_counts_logs_and_costs_little(tmp_path: Path) -> None
     assert metrics.REGISTRY.get_sample_value("ccgate_requests_total", labels) - before == calls
     assert len(path.read_bytes().splitlines()) == calls
     assert cpu_us < 100
+
+
+def test_settings_read_the_logging_variables(monkeypatch) -> None:
+    from ccgate.config import Settings
+
+    monkeypatch.setenv("CCGATE_ACCESS_LOG", "stdout")
+    monkeypatch.setenv("CCGATE_LOG_FORMAT", "TEXT")
+    monkeypatch.setenv("CCGATE_LOG_LEVEL", "warning")
+    monkeypatch.setenv("CCGATE_METRICS_USER_LABELS", "1")
+    settings = Settings.from_env()
+    assert (settings.access_log, settings.log_format, settings.log_level, settings.metrics_user_labels) == (
+        "stdout", "text", "WARNING", True)
+    monkeypatch.delenv("CCGATE_ACCESS_LOG")
+    assert Settings.from_env().access_log == "off"

@@ -17,7 +17,7 @@ import orjson
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from ccgate import metrics
+from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.settle import Settler
@@ -31,6 +31,9 @@ from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.http.routes import routes
+from ccgate.obs import metrics
+from ccgate.obs.alerts import Deduper, redis_claim
+from ccgate.obs.observer import Observer
 from ccgate.ops import Operations
 from ccgate.pipeline.caching import ResponseCache
 from ccgate.pipeline.core import Pipeline
@@ -107,18 +110,28 @@ class Gateway:
         store: ResponseStore = (RedisResponseStore(self.redis, settings.redis_prefix + "cache:")
                                 if self.redis is not None else MemoryResponseStore(settings.cache.max_bytes))
         self.cache = ResponseCache(store, CachePolicy(settings.cache), follow_timeout=settings.first_byte_timeout)
+        self.observer = Observer.from_settings(settings.access_log, settings.log_format, settings.log_level,
+                                               settings.metrics_user_labels)
         self.forwarder = Forwarder(self.router, self.sticky, self.upstream, settings.failover_attempts,
-                                   on_rejected=self._account_rejected)
+                                   on_rejected=self._account_rejected, tracing=self.observer.tracing)
         self.pipeline = Pipeline(gate=self.gate, forwarder=self.forwarder, settler=Settler(self.writer),
-                                 state=self.state, cache=self.cache, database_up=lambda: self.database_up)
+                                 state=self.state, cache=self.cache, database_up=lambda: self.database_up,
+                                 observer=self.observer)
+        alerts = AlertOperations(self.engine, self.box)
+        self.alerts = AlertMonitor(
+            alerts, ledger_depth=lambda: self.writer.depth, default_window_seconds=self.gate.defaults.window_seconds,
+            deduper=(Deduper(alerts.settings.repeat_seconds, redis_claim(self.redis, settings.redis_prefix))
+                     if self.redis is not None else None))
         self.database_up = True
         self.process = f"{socket.gethostname()}:{os.getpid()}"  # names this process's account health reports
         self.version = -1
+        self.disabled_accounts: tuple[str, ...] = ()
         self._watcher: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Start serving a database the CLI has migrated already (so N workers never race to migrate)."""
         self.writer.start()
+        self.observer.start()
         await self.reload()
         # Everything imported and loaded so far lives as long as the process: keep it out of the
         # collector's sight, and collect the young generation less often (measured: 380 -> 283 us of
@@ -127,6 +140,7 @@ class Gateway:
         gc.freeze()
         gc.set_threshold(20_000, 50, 1000)
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
+        self._in_background(self.alerts.run())
         if isinstance(self.state, ResilientState):
             self.state.shared.start_heartbeat()
             self.broadcast.start()
@@ -135,7 +149,10 @@ class Gateway:
     async def stop(self) -> None:
         if self._watcher:
             self._watcher.cancel()
+        for task in self._background:
+            task.cancel()
         await self.writer.stop()
+        await self.observer.stop()
         await self.upstream.close()
         if isinstance(self.state, ResilientState):
             await self.broadcast.stop()
@@ -150,7 +167,9 @@ class Gateway:
             keys = await KeyDirectory.load(conn)
             catalog = await Catalog.load(conn)
             pool = await AccountPool.load(conn, self.box)
+            disabled = tuple(row["name"] for row in await repo.all_accounts(conn) if not row["enabled"])
         self.auth.directory, self.catalog, self.version = keys, catalog, version
+        self.disabled_accounts = disabled
         self.router.set_pool(pool)
         await self.writer.exclusive(self._refresh_balances)
 
@@ -194,6 +213,7 @@ class Gateway:
                 if version != self.version:
                     await self.reload()
                 health = self.router.snapshot()
+                metrics.observe_accounts(self.router.gauges(disabled=self.disabled_accounts))
                 # Health (a cooldown, an error) is reported at once; load figures change under any
                 # traffic, and writing them each interval held the lock the usage commits wait for.
                 if steady(health) != steady(last_health) or time.monotonic() - reported > STATUS_REFRESH:

@@ -52,6 +52,10 @@ class Settings:
     cache: CacheSettings
     lease_ttl: float
     workers: int  # server processes on this database, as `serve --workers` tells its workers
+    access_log: str = "off"  # off, stdout, or a file path: one JSON (or text) line per request
+    log_format: str = "json"  # json or text, for the access log and the application log
+    log_level: str = "INFO"  # at WARNING and above the access log keeps only failed requests
+    metrics_user_labels: bool = False  # per-user request and cost series (one label per user)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +82,10 @@ class Settings:
             default_window=os.environ.get("CCGATE_DEFAULT_WINDOW") or "5h",
             lease_ttl=_env_float("CCGATE_LEASE_TTL", 60.0),
             workers=_env_int("CCGATE_WORKERS", 1),
+            access_log=os.environ.get("CCGATE_ACCESS_LOG") or "off",
+            log_format=(os.environ.get("CCGATE_LOG_FORMAT") or "json").lower(),
+            log_level=(os.environ.get("CCGATE_LOG_LEVEL") or "INFO").upper(),
+            metrics_user_labels=_env_bool("CCGATE_METRICS_USER_LABELS", False),
             cache=CacheSettings(
                 enabled=_env_bool("CCGATE_CACHE", True),
                 ttl=_env_int("CCGATE_CACHE_TTL", 3600),

@@ -7,6 +7,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
+from ccgate.obs.metrics import observe_ledger_commit
 from ccgate.store.db import sqlite_pragmas
 from ccgate.store.rows import UsageRow
 from ccgate.store.schema import api_keys, ledger, usage, users
@@ -128,9 +130,16 @@ class LedgerWriter:
                         job.done.set_exception(exc)
             self._idle.set()
 
+    @property
+    def depth(self) -> int:
+        """Usage rows waiting for a commit (a backlog here means the database is slow or down)."""
+        return len(self._records)
+
     async def _commit_batch(self, batch: list[UsageRecord]) -> None:
+        started = time.perf_counter()
         try:
             await self._commit(batch)
+            observe_ledger_commit(time.perf_counter() - started, len(self._records))
         except Exception as exc:  # the database is down: every waiter must hear it
             log.error("usage commit of %d rows failed: %s", len(batch), exc)
             if self._on_failure is not None:

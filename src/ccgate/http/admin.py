@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
+from ccgate.alerting import AlertError, AlertOperations
 from ccgate.ops import KeyLimits, OperationError, Operations
 
 
@@ -90,6 +91,18 @@ class AccountPatch(BaseModel):
     concurrency: int | None = Field(default=None, ge=0)
 
 
+class WebhookIn(BaseModel):
+    name: str
+    url: str = Field(description="where alerts are POSTed")
+    kind: Literal["generic", "slack"] = Field(default="generic", description="generic: JSON signed with HMAC-SHA256 "
+                                              "in X-Ccgate-Signature; slack: a Slack-compatible {text} payload")
+    secret: str | None = Field(default=None, description="signing secret of a generic webhook")
+
+
+class WebhookPatch(BaseModel):
+    enabled: bool
+
+
 def _ops(request: Request) -> Operations:
     return request.app.state.gateway.ops
 
@@ -105,7 +118,13 @@ def admin_key(request: Request) -> KeyRecord:
     return key
 
 
+def _alerts(request: Request) -> AlertOperations:
+    ops = _ops(request)
+    return AlertOperations(ops.engine, ops.box)
+
+
 Ops = Annotated[Operations, Depends(_ops)]
+Alerts = Annotated[AlertOperations, Depends(_alerts)]
 
 
 def create_admin_api() -> FastAPI:
@@ -166,6 +185,44 @@ def create_admin_api() -> FastAPI:
     @api.post("/codes", status_code=201, summary="Create redemption codes; the response shows them once")
     async def create_codes(body: CodesIn, ops: Ops) -> dict:
         return {"codes": await ops.create_codes(body.usd, body.count, body.note)}
+
+    @api.exception_handler(AlertError)
+    async def alert_refused(request: Request, error: AlertError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404 if str(error).startswith("no ") else 400)
+
+    @api.get("/alerts/webhooks", summary="Alert webhooks (never their secrets)")
+    async def webhooks(alerts: Alerts) -> list[dict]:
+        return await alerts.webhooks()
+
+    @api.post("/alerts/webhooks", status_code=201, summary="Add an alert webhook")
+    async def add_webhook(body: WebhookIn, alerts: Alerts) -> dict:
+        webhook_id = await alerts.add_webhook(body.name, body.url, kind=body.kind, secret=body.secret)
+        return {"id": webhook_id, "name": body.name}
+
+    @api.patch("/alerts/webhooks/{name}", summary="Enable or disable an alert webhook")
+    async def patch_webhook(name: str, body: WebhookPatch, alerts: Alerts) -> dict:
+        await alerts.set_webhook_enabled(name, body.enabled)
+        return {"name": name, "enabled": body.enabled}
+
+    @api.delete("/alerts/webhooks/{name}", summary="Remove an alert webhook and its delivery log")
+    async def remove_webhook(name: str, alerts: Alerts) -> dict:
+        await alerts.remove_webhook(name)
+        return {"name": name, "removed": True}
+
+    @api.post("/alerts/test", summary="Send a test alert to every enabled webhook now")
+    async def test_alert(alerts: Alerts) -> dict:
+        return {"delivered": await alerts.test()}
+
+    @api.get("/alerts/deliveries", summary="The newest alert deliveries, with their outcome")
+    async def deliveries(alerts: Alerts, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+        return await alerts.deliveries(limit)
+
+    @api.get("/usage/sessions", summary="Requests, tokens and cost per Claude Code session, user, key and model")
+    async def usage_by_session(ops: Ops, alerts: Alerts, email: str | None = None, key_id: str | None = None,
+                               since_ms: Annotated[int | None, Query(ge=0)] = None,
+                               until_ms: Annotated[int | None, Query(ge=0)] = None) -> list[dict]:
+        user_id = (await ops.user(email))["id"] if email else None
+        return await alerts.usage_by_session(user_id=user_id, key_id=key_id, since_ms=since_ms, until_ms=until_ms)
 
     @api.get("/usage", summary="Requests, tokens and cost per day, model and key")
     async def usage(ops: Ops, email: str | None = None, key_id: str | None = None, model: str | None = None,

@@ -13,10 +13,10 @@ from ccgate.http.bodies import parse_body, read_body
 from ccgate.http.endpoint import endpoint, resolve_model
 from ccgate.http.services import Services
 from ccgate.pipeline.context import Call
-from ccgate.route.sessions import session_key
+from ccgate.route.sessions import claude_code_session, session_key
 
 
-@endpoint(OpenAIDialect, recorded=True)
+@endpoint(OpenAIDialect, recorded=True, route="chat_completions")
 async def chat_completions(request: Request, gateway: Services, call: Call) -> ASGIApp:
     key = call.key = gateway.authenticate(request.headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
@@ -33,6 +33,7 @@ async def chat_completions(request: Request, gateway: Services, call: Call) -> A
     call.max_tokens = translated["max_tokens"]
     upstream_body = orjson.dumps(translated)
     call.body_size = len(upstream_body)
-    call.session = session_key(key.id, translated, request.headers.get("x-claude-code-session-id"))
+    call.session_id = claude_code_session(request.headers)
+    call.session = session_key(key.id, translated, call.session_id)
     gateway.cache.ask(call, translated, request.headers)
     return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)

@@ -17,6 +17,7 @@ from ccgate.errors import GatewayError
 from ccgate.http.errors import encode_error
 from ccgate.http.services import Services, services
 from ccgate.pipeline.context import Call
+from ccgate.relay.stream import StreamRelay
 
 Handler = Callable[[Request, Services, Call], Awaitable[ASGIApp]]
 
@@ -28,25 +29,35 @@ def error_response(call: Call, error: GatewayError) -> Response:
                     headers=call.id_headers() | error.headers(), media_type="application/json")
 
 
-def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False) -> Callable[[Handler], Callable[..., object]]:
+def failed(gateway: Services, call: Call, error: GatewayError, recorded: bool) -> Response:
+    if error.status == 401:
+        call.refusal = "auth"
+    response = error_response(call, error)
+    if recorded:
+        gateway.pipeline.record_refusal(call)
+    return response
+
+
+def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False,
+             route: str = "") -> Callable[[Handler], Callable[..., object]]:
     """Wrap a handler: it gets the services and a fresh Call; a GatewayError (or a request the dialect
     cannot translate) becomes the dialect's error response, recorded in the usage ledger when the
-    route is a billed one."""
+    route is a billed one.  A named `route` is observed (metrics, access log, trace) when it ends:
+    here, or, for a stream, when the relay is over."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
         @functools.wraps(handler)
         async def route(request: Request) -> ASGIApp:
             gateway = services(request)
-            call = Call(dialect())
+            call = Call(dialect(), route=route)
             try:
-                return await handler(request, gateway, call)
+                response = await handler(request, gateway, call)
             except TranslationError as error:
-                failure = GatewayError(400, error.message)
+                response = failed(gateway, call, GatewayError(400, error.message), recorded)
             except GatewayError as error:
-                failure = error
-            response = error_response(call, failure)
-            if recorded:
-                gateway.pipeline.record_refusal(call)
+                response = failed(gateway, call, error, recorded)
+            if route and not isinstance(response, StreamRelay):
+                gateway.pipeline.finished(call)
             return response
 
         return route

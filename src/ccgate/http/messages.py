@@ -10,7 +10,7 @@ from ccgate.http.bodies import read_body
 from ccgate.http.endpoint import endpoint, resolve_model
 from ccgate.http.services import Services
 from ccgate.pipeline.context import Call
-from ccgate.route.sessions import session_key
+from ccgate.route.sessions import claude_code_session, session_key
 
 
 def upstream_path(request: Request, path: str) -> str:
@@ -19,7 +19,7 @@ def upstream_path(request: Request, path: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-@endpoint(AnthropicDialect, recorded=True)
+@endpoint(AnthropicDialect, recorded=True, route="messages")
 async def create_message(request: Request, gateway: Services, call: Call) -> ASGIApp:
     key = call.key = gateway.authenticate(request.headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
@@ -28,12 +28,13 @@ async def create_message(request: Request, gateway: Services, call: Call) -> ASG
     call.stream = data.get("stream", False)
     call.max_tokens = data["max_tokens"]
     call.body_size = len(body)
-    call.session = session_key(key.id, data, request.headers.get("x-claude-code-session-id"))
+    call.session_id = claude_code_session(request.headers)
+    call.session = session_key(key.id, data, call.session_id)
     gateway.cache.ask(call, data, request.headers)
     return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, request.headers.raw)
 
 
-@endpoint(AnthropicDialect)
+@endpoint(AnthropicDialect, route="count_tokens")
 async def count_tokens(request: Request, gateway: Services, call: Call) -> ASGIApp:
     """Forwarded upstream as it is; free, unrecorded, and exempt from the key's limits."""
     call.key = gateway.authenticate(request.headers)

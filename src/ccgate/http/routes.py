@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ccgate import metrics
 from ccgate.http import chat, messages, meta
 from ccgate.http.services import Services
 from ccgate.http.web import create_web_app
+from ccgate.obs import metrics
 
 V1 = [
     Route("/messages", messages.create_message, methods=["POST"]),
@@ -64,4 +63,5 @@ class BuiltOnFirstUse:
 
 
 async def metrics_page(request: Request) -> Response:
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -10,6 +10,7 @@ from ccgate.billing.settle import request_cost
 from ccgate.dialects.dialect import Dialect
 from ccgate.gate.keys import KeyRecord
 from ccgate.ids import request_id
+from ccgate.relay.forward import Trail
 from ccgate.route.pool import Account
 from ccgate.store.rows import UsageRow
 
@@ -19,6 +20,7 @@ class Call:
     """A request in flight: who asked, for what, where it went, and what it used."""
 
     dialect: Dialect
+    route: str = ""  # which API route, for metrics and traces
     request_id: str = field(default_factory=request_id)
     started: float = field(default_factory=time.perf_counter)
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
@@ -40,6 +42,9 @@ class Call:
     cache_key: str | None = None
     cache_status: str | None = None  # HIT, MISS or BYPASS, for the X-Cache header
     cache_lead: bool = False  # identical requests wait for this one (coalescing)
+    session_id: str | None = None  # the client's x-claude-code-session-id, for cost per session
+    refusal: str | None = None  # the rule that refused it: auth, model, rpm, concurrency, token_budget, credit ...
+    trail: Trail = field(default_factory=Trail)  # upstream attempts and times, the trace span
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -70,5 +75,5 @@ class Call:
             session_moved=self.session_moved, latency_ms=self.elapsed_ms(), ttft_ms=self.ttft_ms,
             account_id=self.account.id if self.account else None,
             upstream_request_id=self.upstream_request_id, error_type=self.error_type,
-            cache_hit=self.cache_hit, created_ms=self.created_ms,
+            cache_hit=self.cache_hit, created_ms=self.created_ms, session_id=self.session_id,
         )

@@ -13,8 +13,10 @@ from ccgate.billing.prices import Usage
 from ccgate.billing.settle import Settler
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Gate, Ticket
+from ccgate.obs.observer import Observer
 from ccgate.pipeline.caching import ResponseCache, hit_headers, replay
 from ccgate.pipeline.context import Call
+from ccgate.pipeline.observing import record_of, refusal_of
 from ccgate.pipeline.streaming import CallStream
 from ccgate.relay.forward import Attempt, Forwarder, Target
 from ccgate.relay.stream import StreamRelay
@@ -29,25 +31,36 @@ class Pipeline:
     """Carries a parsed, authenticated request to an upstream and its answer back."""
 
     def __init__(self, *, gate: Gate, forwarder: Forwarder, settler: Settler, state: AdmissionState,
-                 cache: ResponseCache, database_up: Callable[[], bool]) -> None:
+                 cache: ResponseCache, database_up: Callable[[], bool], observer: Observer | None = None) -> None:
         self.gate = gate
         self.forwarder = forwarder
         self.settler = settler
         self.state = state
         self.cache = cache
         self.database_up = database_up
+        self.observer = observer
+        self.tracing = forwarder.tracing
 
     async def run(self, call: Call, path: str, body: bytes, client_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
         """The response to an admitted request, or a GatewayError."""
-        if not self.database_up():
-            raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)
         assert call.key is not None and call.model is not None
-        ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size, max_tokens=call.max_tokens)
+        call.trail.span = self.tracing.start_request(
+            call.route, call.model.id, stream=call.stream, max_tokens=call.max_tokens, request_id=call.request_id,
+            carrier=traceparent_of(client_headers))
+        try:
+            if not self.database_up():
+                raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)
+            with self.tracing.child(call.trail.span, "admission"):
+                ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size,
+                                               max_tokens=call.max_tokens)
+        except GatewayError as refusal:
+            call.refusal = refusal_of(refusal)
+            raise
         streaming = False
         try:
             if call.cache_key is not None and (hit := await self.cache.lookup(call.cache_key, call)) is not None:
                 return await self._serve_hit(call, ticket, *hit)
-            attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+            attempt = await self.forwarder.send(self._target(call), path, body, client_headers, call.trail)
             call.account, call.session_moved = attempt.account, attempt.moved
             response = attempt.response
             call.upstream_request_id = response.headers.get("request-id")
@@ -106,7 +119,8 @@ class Pipeline:
         row = call.usage_row()
         budget_use = Usage() if call.cache_hit else call.usage  # a hit spends no tokens of the budget
         try:
-            await self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid)
+            with self.tracing.child(call.trail.span, "settlement"):
+                await self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid)
         finally:
             call.cost_micro = row.cost_micro
 
@@ -124,7 +138,20 @@ class Pipeline:
             log.error("settling %s failed: %s", call.request_id, exc)
             return False
 
+    def finished(self, call: Call) -> None:
+        """The request is over (answered, refused or failed): count it, log it, end its trace."""
+        if self.observer is not None:
+            self.observer.finished(record_of(call), call.trail.span)
+
     def record_refusal(self, call: Call) -> None:
         """Record a request answered with an error (nothing to wait for); unauthenticated ones are not."""
         if call.key is not None:
             self.settler.record_later(call.usage_row())
+
+
+def traceparent_of(headers: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """A client's own W3C trace context, so the gateway's span continues its trace."""
+    for name, value in headers:
+        if name == b"traceparent":
+            return {"traceparent": value.decode("latin-1")}
+    return None

@@ -36,6 +36,8 @@ class Owner(Protocol):
 
     async def settle_quietly(self, call: Call, ticket: Ticket) -> bool: ...
 
+    def finished(self, call: Call) -> None: ...
+
 
 class CallStream:
     """Implements relay.stream.StreamHooks for a call admitted with `ticket`."""
@@ -90,6 +92,12 @@ class CallStream:
         """Give the account back and bill what upstream reported so far, if nothing was billed yet."""
         self.pipeline.forwarder.router.end(self.attempt.account)
         self.pipeline.cache.end_lead(self.call)
-        if not settled:
+        if settled:
+            self.pipeline.finished(self.call)
+        else:
             self.call.error_type = "client_disconnected"
-            in_background(self.pipeline.settle_quietly(self.call, self.ticket))
+            in_background(self._settle_abandoned())
+
+    async def _settle_abandoned(self) -> None:
+        await self.pipeline.settle_quietly(self.call, self.ticket)
+        self.pipeline.finished(self.call)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
 from ccgate.errors import GatewayError
+from ccgate.obs.record import UpstreamAttempt
+from ccgate.obs.tracing import Tracing
 from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.relay.headers import upstream_headers
 from ccgate.route.pool import Account
@@ -60,6 +63,16 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class Trail:
+    """What the loop leaves for observing a request: each attempt, and when the answer began."""
+
+    attempts: list[UpstreamAttempt] = field(default_factory=list)
+    sent_at: float | None = None  # perf_counter when the answering attempt was sent
+    first_byte_at: float | None = None  # ... and when its response headers came
+    span: Any = None  # the request's trace span, if traces are on
+
+
+@dataclass(slots=True)
 class Failure:
     status: int | None
     message: str
@@ -87,10 +100,12 @@ class Forwarder:
     upstream: Upstream
     attempts: int = 3
     on_rejected: Callable[[Account, str], None] = field(default=lambda account, reason: None)
+    tracing: Tracing = field(default_factory=Tracing)
 
     async def send(self, target: Target, path: str, body: bytes,
-                   client_headers: list[tuple[bytes, bytes]]) -> Attempt:
-        router = self.router
+                   client_headers: list[tuple[bytes, bytes]], trail: Trail | None = None) -> Attempt:
+        router, tracing = self.router, self.tracing
+        trail = trail if trail is not None else Trail()
         stuck = await self.sticky.get(target.session) if target.session else None
         tried: set[int] = set()
         failures: list[Failure] = []
@@ -101,9 +116,14 @@ class Forwarder:
             account = choice.account
             tried.add(account.id)
             router.begin(account)
+            headers = upstream_headers(client_headers, account.api_key)
+            span = tracing.start_upstream(trail.span, account.name, target.model_id)
+            if span is not None:
+                headers |= tracing.traceparent(span)
+            trail.sent_at = time.perf_counter()
             try:
-                response = await self.upstream.post(
-                    account.base_url, path, body, upstream_headers(client_headers, account.api_key))
+                response = await self.upstream.post(account.base_url, path, body, headers)
+                trail.first_byte_at = time.perf_counter()
                 streaming = response.status == 200 and target.stream
                 raw = None if streaming else await response.read()
             except UPSTREAM_ERRORS as exc:
@@ -111,9 +131,13 @@ class Forwarder:
                 message = f"upstream unreachable: {type(exc).__name__}"
                 router.failed(account, "unreachable", message)
                 failures.append(Failure(None, message))
+                trail.attempts.append(UpstreamAttempt(account.name, "unreachable"))
+                tracing.end_upstream(span, None, "unreachable")
                 continue
             status = response.status
             if status == 200 or (status < 500 and status not in RETRYABLE_CAUSES):
+                trail.attempts.append(UpstreamAttempt(account.name))
+                tracing.end_upstream(span, status)
                 if status == 200:
                     router.succeeded(account, response.headers)
                     if target.session:
@@ -125,6 +149,8 @@ class Forwarder:
             message, cause = error_message(raw, status), RETRYABLE_CAUSES.get(status, "server_error")
             retry_after = rate_limit_wait(response.headers) if status == 429 else None  # only 429 waits are told
             router.failed(account, cause, message, retry_after)
+            trail.attempts.append(UpstreamAttempt(account.name, cause))
+            tracing.end_upstream(span, status, cause)
             if cause in ("unauthorized", "forbidden"):
                 self.on_rejected(account, f"upstream answered {status}: {message}")
             failures.append(Failure(status, message, retry_after))

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ccgate.obs.metrics import AccountGauge
+from ccgate.route.headroom import Window, exhausted, parse_ratelimit, windows_as_dict
 from ccgate.route.pool import Account, AccountPool
 
 log = logging.getLogger("ccgate.route")
@@ -39,6 +41,7 @@ class Health:
     in_flight: int = 0
     recent: deque = field(default_factory=deque)  # start times of the last minute's requests
     headroom: float = 1.0  # the smallest remaining/limit fraction upstream reported
+    windows: dict[str, Window] = field(default_factory=dict)  # the last anthropic-ratelimit-* windows seen
 
     def requests_last_minute(self, now: float) -> int:
         while self.recent and self.recent[0] <= now - 60:
@@ -169,6 +172,7 @@ class Router:
         health.cause = None
         if (headroom := headroom_of(headers)) is not None:
             health.headroom = headroom
+            health.windows = parse_ratelimit(headers)
 
     def failed(self, account: Account, cause: str, message: str, retry_after: float | None = None) -> float:
         """Cool the account down for this cause; returns the cooldown in seconds."""
@@ -190,6 +194,30 @@ class Router:
             health.cooldown_until, health.cause = until, cause
             health.last_error, health.last_error_at = f"{cause}: {message}", time.time()
 
+    def unroutable(self, account: Account, now: float | None = None) -> str | None:
+        """Why a request cannot go to this (enabled) account right now, or None if it can."""
+        now = time.time() if now is None else now
+        health = self.health_of(account)
+        if health.cooldown_until > now:
+            return f"cooling: {health.cause or 'error'}"
+        if account.concurrency and health.in_flight >= account.concurrency:
+            return "at its concurrency limit"
+        if account.rpm and health.requests_last_minute(now) >= account.rpm:
+            return "at its requests-per-minute limit"
+        return exhausted(health.windows, int(now * 1000))
+
+    def gauges(self, disabled: tuple[str, ...] = ()) -> list[AccountGauge]:
+        """Each account as the metrics show it; `disabled` names the accounts the pool leaves out."""
+        now = time.time()
+        gauges = []
+        for account in self.pool.accounts:
+            health = self.health_of(account)
+            gauges.append(AccountGauge(
+                account.name, "cooling" if health.cooldown_until > now else "healthy", health.in_flight,
+                self.unroutable(account, now),
+                {kind: (window.limit, window.remaining) for kind, window in health.windows.items()}))
+        return gauges + [AccountGauge(name, "disabled", 0, "disabled", {}) for name in disabled]
+
     def snapshot(self) -> list[dict]:
         """Each account's health as rows of account_status, for operators and the CLI."""
         now = time.time()
@@ -203,5 +231,6 @@ class Router:
                 "last_error": health.last_error,
                 "last_error_ms": int(health.last_error_at * 1000) if health.last_error_at else None,
                 "in_flight": health.in_flight, "requests_last_minute": health.requests_last_minute(now),
+                "ratelimit": windows_as_dict(health.windows) or None, "unroutable": self.unroutable(account, now),
             })
         return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import orjson
 
@@ -33,3 +34,8 @@ def session_key(key_id: str, request: dict, session_header: str | None) -> str:
         seed = orjson.dumps([request.get("system"), messages[0]], option=orjson.OPT_SORT_KEYS)
         session = hashlib.blake2b(seed, digest_size=16).hexdigest()
     return f"{key_id}:{session}"
+
+
+def claude_code_session(headers: Mapping[str, str]) -> str | None:
+    """The client's `x-claude-code-session-id`, as stored for cost per session (at most 128 characters)."""
+    return (headers.get("x-claude-code-session-id") or "")[:128] or None

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from ccgate import metrics
+from ccgate.obs import metrics
 from ccgate.state.base import Decision, Limits, Settlement, Standing, StateUnavailable
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
@@ -31,11 +31,13 @@ class ResilientState:
         self._on_recovery = on_recovery
         self.degraded = False
         self._probe: asyncio.Task | None = None
+        metrics.REDIS_UP.set(1)
 
     def _degrade(self, error: Exception) -> None:
         if not self.degraded:
             self.degraded = True
             metrics.STATE_DEGRADED.set(1)
+            metrics.REDIS_UP.set(0)
             log.error("Redis unreachable (%s): serving on per-process limits until it answers again", error)
             self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis())
 
@@ -53,6 +55,7 @@ class ResilientState:
                 continue
             self.degraded = False
             metrics.STATE_DEGRADED.set(0)
+            metrics.REDIS_UP.set(1)
             log.warning("Redis answers again: limits are shared across processes once more")
             return
 

@@ -31,6 +31,7 @@ class UsageRow:
     error_type: str | None = None
     cache_hit: bool = False
     created_ms: int = 0
+    session_id: str | None = None  # the client's x-claude-code-session-id, for cost per session
     # The price flags and server tool uses (billing.prices.RequestFlags, Usage).
     speed: str | None = None
     inference_geo: str | None = None

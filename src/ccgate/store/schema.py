@@ -7,6 +7,7 @@ databases compute the same numbers with plain integer arithmetic.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -145,6 +146,7 @@ usage = Table(
     # What each component cost, markup included, in nano-dollars (1/1000 micro-dollar) rounded up;
     # cost_micro is the exact sum rounded up once.  Columns, not JSON, so reports sum them in SQL.
     *(Column(name, BigInteger, nullable=False, default=0) for name in USAGE_COST_COLUMNS),
+    Column("session_id", String(128), nullable=True),  # x-claude-code-session-id, for cost per session
     Index("ix_usage_user_time", "user_id", "created_ms"),
     Index("ix_usage_key_time", "key_id", "created_ms"),
 )
@@ -220,4 +222,37 @@ account_status = Table(
     Column("in_flight", Integer, nullable=False, default=0),
     Column("requests_last_minute", Integer, nullable=False, default=0),
     Column("updated_ms", BigInteger, nullable=False),
+    # The anthropic-ratelimit-* windows last seen: {kind: {limit, remaining, reset_ms}}.
+    Column("ratelimit", JSON, nullable=True),
+    Column("unroutable", String(128), nullable=True),  # why no request can go there now
+)
+
+Index("ix_usage_session", usage.c.session_id, usage.c.created_ms)
+
+alert_webhooks = Table(
+    "alert_webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("kind", String(16), nullable=False),  # generic (JSON signed with HMAC-SHA256) or slack
+    Column("secret_enc", Text, nullable=True),  # the signing secret, encrypted like account credentials
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("alert_webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("alert", String(64), nullable=False),  # the condition, e.g. account_disabled
+    Column("subject", String(200), nullable=False),  # what it is about: an account name, a user id, a key id
+    Column("message", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered or failed
+    Column("attempts", Integer, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_alert_deliveries_time", "created_ms"),
 )

@@ -1,0 +1,1 @@
+"""What the operator sees: metrics, the access log, traces and alert webhooks (imports nothing above it)."""

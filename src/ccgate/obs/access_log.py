@@ -1,0 +1,129 @@
+"""The access log: one line per finished request, written by a thread off the event loop.
+
+A line carries ids, counts, costs and times (see `RequestRecord`): never a key, a credential, a
+prompt or a completion. The request path only puts the record on a queue (well under a microsecond
+more than building it); the writer thread formats and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO
+
+import orjson
+
+from ccgate.obs.record import RequestRecord
+
+FIELDS = ("request_id", "key_id", "user_id", "session_id", "route", "dialect", "model", "account", "status",
+          "error_type", "refusal", "stream", "input_tokens", "output_tokens", "cache_read_tokens",
+          "cache_write_5m_tokens", "cache_write_1h_tokens", "cost_micro", "cache")
+
+
+def access_fields(record: RequestRecord) -> dict[str, object]:
+    """The fields of one access-log line, in a stable order."""
+    fields: dict[str, object] = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    fields.update((name, getattr(record, name)) for name in FIELDS)
+    fields["added_ms"] = round(record.added_seconds * 1000, 3)
+    fields["upstream_ms"] = round(record.upstream_seconds * 1000, 3)
+    fields["total_ms"] = round(record.total_seconds * 1000, 3)
+    fields["attempts"] = len(record.attempts)
+    return fields
+
+
+def format_line(record: RequestRecord, fmt: str) -> bytes:
+    """One line, JSON or `key=value` text."""
+    fields = access_fields(record)
+    if fmt == "text":
+        return " ".join(f"{name}={value}" for name, value in fields.items() if value is not None).encode() + b"\n"
+    return orjson.dumps(fields) + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSettings:
+    target: str = "off"  # off, stdout, or a file path
+    fmt: str = "json"
+    level: str = "INFO"
+
+
+class AccessLog:
+    """Queue of finished requests and the thread that writes them; `write` is what the hot path calls."""
+
+    def __init__(self, settings: AccessLogSettings) -> None:
+        self.settings = settings
+        self.enabled = settings.target.lower() != "off"
+        level = logging.getLevelName(settings.level.upper())
+        self._errors_only = isinstance(level, int) and level >= logging.WARNING
+        self._queue: queue.SimpleQueue[RequestRecord | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stream: IO[bytes] | None = None
+
+    def start(self) -> None:
+        if not self.enabled or self._thread is not None:
+            return
+        target = self.settings.target
+        self._stream = sys.stdout.buffer if target.lower() == "stdout" else open(target, "ab")  # noqa: SIM115
+        self._thread = threading.Thread(target=self._drain, name="access-log", daemon=True)
+        self._thread.start()
+
+    def write(self, record: RequestRecord) -> None:
+        """Log one finished request (returns at once)."""
+        if self.enabled and not (self._errors_only and record.status < 400):
+            self._queue.put(record)
+
+    def stop(self) -> None:
+        """Write what is queued, then stop the thread and close the file."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self._thread = None
+        if self._stream is not None and self._stream is not sys.stdout.buffer:
+            self._stream.close()
+        self._stream = None
+
+    def _drain(self) -> None:
+        stream, fmt = self._stream, self.settings.fmt
+        assert stream is not None
+        while True:
+            record = self._queue.get()
+            lines = []
+            while record is not None:
+                lines.append(format_line(record, fmt))
+                try:
+                    record = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if lines:
+                stream.write(b"".join(lines))
+                stream.flush()
+            if record is None:
+                return
+
+
+class JsonFormatter(logging.Formatter):
+    """Application log records as JSON lines (time, level, logger, message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(fields).decode()
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """The application's own log (the `ccgate` loggers) at `level`, in JSON or plain text, on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ccgate")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

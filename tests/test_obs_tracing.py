@@ -1,0 +1,142 @@
+"""Traces: off by default at no cost, GenAI attributes on, context carried upstream, OTLP/HTTP export."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ccgate.obs.record import RequestRecord
+from ccgate.obs.tracing import Tracing, provider_from_env, tracing_requested
+
+
+def a_record() -> RequestRecord:
+    return RequestRecord("req_9", "messages", "anthropic", 200, model="claude-m1", account="acct-a",
+                         input_tokens=10, output_tokens=7, cache_read_tokens=100, cache_write_5m_tokens=5,
+                         cost_micro=12, total_seconds=0.3, upstream_seconds=0.29)
+
+
+def one_request(tracing: Tracing) -> dict[str, str]:
+    """The spans a request makes, in the order the pipeline would make them; the upstream headers."""
+    span = tracing.start_request("messages", "claude-m1", stream=True, max_tokens=1024, request_id="req_9")
+    with tracing.child(span, "admission"):
+        pass
+    with tracing.child(span, "routing"):
+        pass
+    upstream = tracing.start_upstream(span, "acct-a", "claude-m1")
+    headers = tracing.traceparent(upstream)
+    tracing.end_upstream(upstream, 200, response_model="claude-m1-20250101")
+    with tracing.child(span, "settlement"):
+        pass
+    tracing.end_request(span, a_record(), response_model="claude-m1-20250101")
+    return headers
+
+
+def test_disabled_costs_nothing_and_sends_no_header() -> None:
+    tracing = Tracing(None)
+    assert not tracing.enabled
+    assert one_request(tracing) == {}
+
+
+def test_spans_with_genai_attributes_and_traceparent_upstream() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    headers = one_request(Tracing(provider))
+    finished = exporter.get_finished_spans()
+    root = next(span for span in finished if span.parent is None)
+    children = [span for span in finished if span.parent is not None]
+    assert len(children) == 4 and all(span.parent.span_id == root.context.span_id for span in children)
+    assert {span.name for span in children} == {"ccgate.admission", "ccgate.routing", "ccgate.settlement",
+                                                "chat claude-m1"}
+    attributes = root.attributes
+    assert attributes["gen_ai.provider.name"] == "anthropic" and attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "claude-m1"
+    assert attributes["gen_ai.response.model"] == "claude-m1-20250101"
+    assert attributes["gen_ai.usage.input_tokens"] == 115  # input + cache read + cache write
+    assert attributes["gen_ai.usage.output_tokens"] == 7
+    assert attributes["gen_ai.request.max_tokens"] == 1024
+    upstream = next(span for span in children if span.name == "chat claude-m1")
+    version, trace_id, span_id, _ = headers["traceparent"].split("-")
+    assert version == "00" and int(trace_id, 16) == root.context.trace_id
+    assert int(span_id, 16) == upstream.context.span_id
+
+
+def test_a_client_traceparent_becomes_the_parent() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    span = tracing.start_request("messages", "m", carrier={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    tracing.end_request(span, a_record())
+    assert exporter.get_finished_spans()[0].context.trace_id == int(trace_id, 16)
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+    ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+    ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+])
+def test_opt_in_through_the_standard_variables(environ: dict[str, str], expected: bool) -> None:
+    assert tracing_requested(environ) is expected
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
+    """A tiny OTLP/HTTP receiver: POST /v1/traces with a protobuf body."""
+    received: list[ExportTraceServiceRequest] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf":
+                message = ExportTraceServiceRequest()
+                message.ParseFromString(body)
+                received.append(message)
+                self.send_response(200)
+            else:
+                self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_spans_arrive_at_an_otlp_http_receiver(otlp_receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, received = otlp_receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert tracing_requested()
+    provider = provider_from_env("ccgate-test")
+    tracing = Tracing(provider)
+    one_request(tracing)
+    assert provider.force_flush(10_000)
+    tracing.shutdown()
+    spans = [span for request in received for resource in request.resource_spans
+             for scope in resource.scope_spans for span in scope.spans]
+    assert len(spans) == 5
+    root = next(span for span in spans if not span.parent_span_id)
+    attributes = {item.key: item.value for item in root.attributes}
+    assert root.name == "chat claude-m1"
+    assert attributes["gen_ai.provider.name"].string_value == "anthropic"
+    assert attributes["gen_ai.usage.output_tokens"].int_value == 7
+    service = {item.key: item.value.string_value for item in received[0].resource_spans[0].resource.attributes}
+    assert service["service.name"] == "ccgate-test"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(redis-server postgresql chromium wrk curl)
+DEBIAN_PACKAGES=(redis-server postgresql chromium wrk curl nginx)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ${#DEBIAN_PACKAGES[@]} -gt 0 ]; then
   missing=()
   for package in "${DEBIAN_PACKAGES[@]}"; do

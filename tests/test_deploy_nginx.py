@@ -24,6 +24,7 @@ from harness import Gateway, Simulator, free_port, stop_process, wait_for_port
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TOKENS_PER_SEC = 40
+SDK_ENCODINGS = "gzip, deflate"  # what the Python SDKs accept, so a compressing proxy would compress
 REPLY_TOKENS = 24  # paced at TOKENS_PER_SEC: the stream lasts about 0.6 s
 
 
@@ -107,10 +108,12 @@ def timed_events(port: int, path: str, headers: dict, body: dict) -> tuple[list[
     arrived, those lines, seconds until the stream ended)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     started = time.monotonic()
-    connection.request("POST", path, json.dumps(body).encode(), {"content-type": "application/json", **headers})
+    connection.request("POST", path, json.dumps(body).encode(),
+                       {"content-type": "application/json", "accept-encoding": SDK_ENCODINGS, **headers})
     response = connection.getresponse()
     assert response.status == 200, response.read()
     assert response.getheader("content-type", "").startswith("text/event-stream")
+    assert response.getheader("content-encoding") is None, "a compressed stream is held back by the compressor"
     arrivals, lines = [], []
     while line := response.readline():
         if line.startswith(b"data:"):
@@ -134,7 +137,7 @@ def prompt() -> list[dict]:
 
 def test_nginx_config_is_the_documented_one_with_buffering_off():
     location = braced_block(documented_nginx_config(), "location / {")
-    for directive in ("proxy_buffering off;", "proxy_read_timeout 900s;", "proxy_http_version 1.1;",
+    for directive in ("proxy_buffering off;", "gzip off;", "proxy_read_timeout 900s;", "proxy_http_version 1.1;",
                       "X-Forwarded-For $proxy_add_x_forwarded_for;", "X-Forwarded-Proto $scheme;"):
         assert directive in location
 

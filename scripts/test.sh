@@ -24,6 +24,13 @@ if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/claude ]; t
     || echo "Claude Code could not be installed; its test will say so"
 fi
 
+# The official Node SDK, for the test that runs the /docs page's Node snippet as pasted.
+ANTHROPIC_NODE_SDK_VERSION=1.15.0
+if command -v npm >/dev/null 2>&1 && [ ! -d .tools/node_modules/@anthropic-ai/sdk ]; then
+  npm install --prefix .tools --no-audit --no-fund --silent "@anthropic-ai/sdk@$ANTHROPIC_NODE_SDK_VERSION" >/dev/null 2>&1 \
+    || echo "the Anthropic Node SDK could not be installed; the docs snippet test will say so"
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 

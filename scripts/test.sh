@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(redis-server postgresql chromium wrk curl)
+DEBIAN_PACKAGES=(redis-server postgresql chromium wrk curl nginx)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ${#DEBIAN_PACKAGES[@]} -gt 0 ]; then
   missing=()
   for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -22,6 +22,13 @@ CLAUDE_CODE_VERSION=2.1.330
 if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/claude ]; then
   npm install --prefix .tools --no-audit --no-fund --silent "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null 2>&1 \
     || echo "Claude Code could not be installed; its test will say so"
+fi
+
+# The official Node SDK, for the test that runs the /docs page's Node snippet as pasted.
+ANTHROPIC_NODE_SDK_VERSION=1.15.0
+if command -v npm >/dev/null 2>&1 && [ ! -d .tools/node_modules/@anthropic-ai/sdk ]; then
+  npm install --prefix .tools --no-audit --no-fund --silent "@anthropic-ai/sdk@$ANTHROPIC_NODE_SDK_VERSION" >/dev/null 2>&1 \
+    || echo "the Anthropic Node SDK could not be installed; the docs snippet test will say so"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -291,6 +291,15 @@ def test_key_status_comes_back_filled_in_as_the_seed_shows(gateway, email):
     assert 0 < status["credit"]["balance_micro"] < 5_000_000
 
 
+def test_key_status_counts_the_requests_of_a_key_without_an_rpm_limit(gateway, email):
+    key = gateway.new_key(email)
+    for _ in range(4):
+        assert post(gateway, key, message_body())[0] == 200
+    status = key_status(gateway, key)
+    assert status["rate_limit"]["rpm"] is None
+    assert status["rate_limit"]["requests_last_minute"] == 4
+
+
 def test_a_disabled_user_is_refused_and_an_enabled_one_served(gateway, email):
     key = gateway.new_key(email)
     gateway.cli("users", "disable", email)

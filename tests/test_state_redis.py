@@ -237,6 +237,12 @@ async def test_standing_counts_requests_and_leases_in_flight(state):
     assert (standing.tokens_used, standing.tokens_reset_in, standing.held_micro) == (0, None, 0)
 
 
+async def test_standing_counts_the_requests_of_a_key_without_an_rpm_limit(state):
+    claim = limits()
+    await admit_all(state, claim, 4)
+    assert (await state.standing(claim.key_id, claim.user_id, WINDOW)).requests_last_minute == 4
+
+
 # -- Redis only ---------------------------------------------------------------------------------
 
 

@@ -40,11 +40,33 @@ class TokenWindow:
         return float(window)
 
 
+class RecentRequests:
+    """Requests counted per second over the last minute: sixty small counters, whatever the rate."""
+
+    __slots__ = ("counts", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds = [0] * MINUTE
+        self.counts = [0] * MINUTE
+
+    def add(self, now: float) -> None:
+        second = int(now)
+        slot = second % MINUTE
+        if self.seconds[slot] != second:
+            self.seconds[slot], self.counts[slot] = second, 0
+        self.counts[slot] += 1
+
+    def last_minute(self, now: float) -> int:
+        oldest = int(now) - MINUTE
+        return sum(count for second, count in zip(self.seconds, self.counts, strict=True) if second > oldest)
+
+
 class MemoryState:
     """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries."""
 
     def __init__(self) -> None:
-        self._requests: dict[str, deque[float]] = defaultdict(deque)
+        self._requests: dict[str, deque[float]] = defaultdict(deque)  # the RPM log of keys with a limit
+        self._recent: dict[str, RecentRequests] = defaultdict(RecentRequests)  # every key, for key-status
         self._leases: dict[str, dict[str, float]] = defaultdict(dict)
         self._tokens: dict[str, TokenWindow] = defaultdict(TokenWindow)
         self._reserved: dict[str, int] = defaultdict(int)
@@ -100,6 +122,7 @@ class MemoryState:
         leases[lease_id] = now
         if limits.rpm:
             self._requests[key].append(now)
+        self._recent[key].add(now)
         self._reserved[key] += limits.reserve_tokens
         if limits.hold_micro is not None:
             self._held[limits.user_id] += limits.hold_micro
@@ -132,11 +155,10 @@ class MemoryState:
         window = self._tokens[key_id]
         window.prune(now, window_seconds)
         oldest = min(window.buckets, default=None)
-        requests = [t for t in self._requests[key_id] if t > now - MINUTE]
         return Standing(
             tokens_used=window.used(),
             tokens_reset_in=(oldest + 1) * BUCKET + window_seconds - now if oldest is not None else None,
-            requests_last_minute=len(requests), in_flight=len(self._leases[key_id]),
+            requests_last_minute=self._recent[key_id].last_minute(now), in_flight=len(self._leases[key_id]),
             balance_micro=self._balances.get(user_id), held_micro=self._held[user_id],
         )
 

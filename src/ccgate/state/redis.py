@@ -16,7 +16,10 @@ Keys (K a key id, U a user id, every name after `prefix`):
     tokens:K    hash    minute -> tokens used; expires when its last write leaves the window
     leases:K    zset    lease id -> expiry (ms) of the key's requests in flight
     reserved:K  hash    lease id -> tokens it reserves against the budget
-    requests:K  zset    lease id -> admission time (ms), the RPM log; expires a minute after the last
+    requests:K  zset    lease id -> admission time (ms), the RPM log of a key with a limit; expires a
+                        minute after the last
+    recent:K    hash    second % 60 -> "second:count", every admitted request, for key-status; expires
+                        a minute after the last
 
 A lease id is `U.<random>`, so a renewal finds the user's hold from the lease alone.
 """
@@ -106,7 +109,7 @@ end
 
 # The scripts about one request take the same keys: its user's, then its key's.
 REQUEST_KEYS = """
-local balance, holds, held, tokens, leases, reserved, requests = unpack(KEYS)
+local balance, holds, held, tokens, leases, reserved, requests, recent = unpack(KEYS)
 """
 
 ADMIT = """
@@ -187,6 +190,13 @@ if rpm > 0 then
   redis.call('ZADD', requests, now, lease)
   keep(requests, 60000)
 end
+-- Count it for key-status, whether or not the key has an RPM limit: one small counter a second.
+local second = math.floor(now / 1000)
+local slot = second % 60
+local stamp, count = string.match(redis.call('HGET', recent, slot) or '', '(%d+):(%d+)')
+count = tonumber(stamp) == second and tonumber(count) + 1 or 1
+redis.call('HSET', recent, slot, second .. ':' .. count)
+keep(recent, 60000)
 return {1, meters}
 """
 
@@ -233,7 +243,14 @@ local now = now_ms()
 local live = buckets(tokens, now, window)
 local reset_in = live[1] and (live[1][1] + 1) * 60000 + window * 1000 - now or false
 prune(holds, held, now)
-return {tokens_in(live), reset_in, redis.call('ZCOUNT', requests, '(' .. (now - 60000), '+inf'),
+local requests_last_minute = 0
+for _, counted in ipairs(redis.call('HVALS', recent)) do
+  local second, count = string.match(counted, '(%d+):(%d+)')
+  if tonumber(second) > math.floor(now / 1000) - 60 then
+    requests_last_minute = requests_last_minute + tonumber(count)
+  end
+end
+return {tokens_in(live), reset_in, requests_last_minute,
         redis.call('ZCOUNT', leases, '(' .. now, '+inf'), redis.call('GET', balance), total(held)}
 """
 
@@ -293,6 +310,7 @@ class KeyKeys(NamedTuple):
     leases: str
     reserved: str
     requests: str
+    recent: str
 
 
 def seconds(ms: int | None) -> float | None:

@@ -14,7 +14,6 @@ from ccgate.crypto import SecretBox
 from ccgate.ops import Operations
 from ccgate.store.db import create_engine, migrate
 
-Commands = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], None]
 
 

@@ -21,8 +21,8 @@ CLAUDE = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".
 def demo(tmp_path):
     port = free_port()
     log = tmp_path / "demo.out"
-    process = subprocess.Popen([*CCGATE, "demo", "--port", str(port)],
-                               env={**os.environ, "CCGATE_DATA_DIR": str(tmp_path / "data")},
+    process = subprocess.Popen([*CCGATE, "demo", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                               env=os.environ,
                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     wait_for_port(port, process)
     key = re.search(r"Your demo key \(shown once\): (cc_user_\w+)", log.read_text()).group(1)

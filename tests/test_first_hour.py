@@ -23,7 +23,7 @@ import pytest
 
 from ccgate.sim.generate import GREETING
 from harness import Gateway
-from test_web import CHROMIUM, CHROMIUM_ARGS
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / ".tools" / "node_modules"

@@ -25,10 +25,8 @@ from ccgate.http.web.sessions import set_cookie
 from ccgate.http.web.throttle import LoginThrottle
 from ccgate.ops import KeyLimits, OperationError, WebSettings
 from harness import Gateway
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 ADMIN, ADMIN_PASSWORD = "operator@example.com", "operator-password"
 PASSWORD = "correct horse battery"

@@ -32,7 +32,8 @@ from ccgate.billing.prices import (
     cost,
 )
 from ccgate.store import repo
-from ccgate.store.schema import USAGE_COST_COLUMNS, accounts, usage, users
+from ccgate.store.rows import USAGE_COST_COLUMNS
+from ccgate.store.schema import accounts, usage, users
 
 DAY_MS = 86_400_000
 COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",

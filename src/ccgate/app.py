@@ -35,7 +35,7 @@ from ccgate.errors import GatewayError
 from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
-from ccgate.http import chat, messages, meta
+from ccgate.http import chat, messages, meta, responses
 from ccgate.http.errors import encode_error
 from ccgate.http.pipeline import Pipeline
 from ccgate.http.web import create_web_app
@@ -283,6 +283,10 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         Route("/messages", messages.create_message, methods=["POST"]),
         Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
         Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/responses", responses.create_response, methods=["POST"]),
+        Route("/responses/{response_id}", responses.get_response, methods=["GET"]),
+        Route("/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+        Route("/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/models", meta.list_models, methods=["GET"]),
         Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
         Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),

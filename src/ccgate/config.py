@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccgate.cache.policy import CacheSettings
+from ccgate.gate.durations import parse_duration
 
 SECRET_FILE = "server-secret"
 
@@ -52,6 +53,7 @@ class Settings:
     cache: CacheSettings
     lease_ttl: float
     workers: int  # server processes on this database, as `serve --workers` tells its workers
+    responses_retention: int = 30 * 86400  # seconds a stored Responses-API answer is kept
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             default_window=os.environ.get("CCGATE_DEFAULT_WINDOW") or "5h",
             lease_ttl=_env_float("CCGATE_LEASE_TTL", 60.0),
             workers=_env_int("CCGATE_WORKERS", 1),
+            responses_retention=parse_duration(os.environ.get("CCGATE_RESPONSES_RETENTION") or "30d"),
             cache=CacheSettings(
                 enabled=_env_bool("CCGATE_CACHE", True),
                 ttl=_env_int("CCGATE_CACHE_TTL", 3600),

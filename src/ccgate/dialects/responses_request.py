@@ -35,13 +35,14 @@ WEB_SEARCH_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_20
                               "web_search_preview_2025_03_11"})
 WEB_SEARCH_MAX_USES = {"low": 1, "medium": 5, "high": 10}
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+NAMESPACE_SEPARATOR = "__"  # a namespaced function tool `ns`.`name` is the Anthropic tool `ns__name`
 
 # Fields the gateway carries over or honours itself; any other field is refused by name.
 KNOWN_FIELDS = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
     "temperature", "top_p", "reasoning", "text", "metadata", "user", "safety_identifier", "store", "include",
     "truncation", "previous_response_id", "stream", "stream_options", "prompt_cache_key", "service_tier",
-    "top_logprobs", "background",
+    "top_logprobs", "background", "client_metadata",
 })
 # The values of known fields that mean "nothing to do"; other values are refused.
 NEUTRAL_VALUES: dict[str, tuple[object, ...]] = {
@@ -168,8 +169,9 @@ class _Turns:
         elif kind == "function_call":
             call_id = _required(item, "call_id", str, f"{param}.call_id")
             arguments = _required(item, "arguments", str, f"{param}.arguments")
-            self._append("assistant", [{"type": "tool_use", "id": call_id,
-                                        "name": _required(item, "name", str, f"{param}.name"),
+            name = _tool_name(_optional(item, "namespace", str, f"{param}.namespace"),
+                              _required(item, "name", str, f"{param}.name"))
+            self._append("assistant", [{"type": "tool_use", "id": call_id, "name": name,
                                         "input": _tool_input(arguments, f"{param}.arguments")}])
         elif kind == "function_call_output":
             call_id = _required(item, "call_id", str, f"{param}.call_id")
@@ -233,6 +235,8 @@ def _turns(body: Json, history: list[Json]) -> _Turns:
 def _web_search_tool(tool: Json, param: str) -> Json:
     """Claude's web search server tool for OpenAI's web_search tool."""
     result: Json = {"type": "web_search_20250305", "name": "web_search"}
+    if _optional(tool, "external_web_access", bool, f"{param}.external_web_access") is False:
+        raise _fail(f"{param}.external_web_access", "Claude's web search is live only; allow external access")
     size = _optional(tool, "search_context_size", str, f"{param}.search_context_size") or "medium"
     if size not in WEB_SEARCH_MAX_USES:
         raise _fail(f"{param}.search_context_size", "expected 'low', 'medium' or 'high'")
@@ -246,16 +250,41 @@ def _web_search_tool(tool: Json, param: str) -> Json:
     return result
 
 
-def _tool(value: object, param: str) -> Json:
+def _tool_name(namespace: str | None, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
+
+
+def tool_namespaces(body: Json) -> dict[str, list[str]]:
+    """Anthropic tool name -> [namespace, name] for the function tools of the request's namespaces."""
+    tools: list[Any] = body["tools"] if isinstance(body.get("tools"), list) else []
+    return {_tool_name(tool["name"], inner["name"]): [tool["name"], inner["name"]]
+            for tool in tools if isinstance(tool, dict) and tool.get("type") == "namespace"
+            for inner in tool.get("tools") or [] if isinstance(inner, dict)}
+
+
+def _tools_of(value: object, param: str) -> list[Json]:
+    """The Anthropic tools of one tool: a namespace gives one per function inside it."""
     tool: Json = _expect(value, dict, param)
     kind = _required(tool, "type", str, f"{param}.type")
     if kind in WEB_SEARCH_TOOLS:
-        return _web_search_tool(tool, param)
+        return [_web_search_tool(tool, param)]
+    if kind == "namespace":
+        namespace = _required(tool, "name", str, f"{param}.name")
+        about = _optional(tool, "description", str, f"{param}.description")
+        inner = _required(tool, "tools", list, f"{param}.tools")
+        return [_function_tool(item, f"{param}.tools[{i}]", namespace, about) for i, item in enumerate(inner)]
+    return [_function_tool(tool, param, None, None)]
+
+
+def _function_tool(value: object, param: str, namespace: str | None, about: str | None) -> Json:
+    tool: Json = _expect(value, dict, param)
+    kind = _required(tool, "type", str, f"{param}.type")
     if kind != "function":
-        raise _fail(f"{param}.type", f"tool type {kind!r} is not supported (function and web_search are)")
-    result: Json = {"name": _required(tool, "name", str, f"{param}.name")}
-    if description := _optional(tool, "description", str, f"{param}.description"):
-        result["description"] = description
+        raise _fail(f"{param}.type", f"tool type {kind!r} is not supported (function, namespace and web_search are)")
+    result: Json = {"name": _tool_name(namespace, _required(tool, "name", str, f"{param}.name"))}
+    description = _optional(tool, "description", str, f"{param}.description")
+    if text := "\n\n".join(part for part in (about, description) if part):
+        result["description"] = text
     parameters = _optional(tool, "parameters", dict, f"{param}.parameters")
     result["input_schema"] = parameters if parameters is not None else {"type": "object", "properties": {}}
     if _optional(tool, "strict", bool, f"{param}.strict"):
@@ -273,7 +302,8 @@ def _tool_choice(body: Json) -> Json | None:
         return {"type": _TOOL_CHOICE_KEYWORDS[choice]}
     kind = _required(_expect(choice, dict, "tool_choice"), "type", str, "tool_choice.type")
     if kind == "function":
-        return {"type": "tool", "name": _required(choice, "name", str, "tool_choice.name")}
+        name = _required(choice, "name", str, "tool_choice.name")
+        return {"type": "tool", "name": _tool_name(_optional(choice, "namespace", str, "tool_choice.namespace"), name)}
     if kind in WEB_SEARCH_TOOLS:
         return {"type": "tool", "name": "web_search"}
     raise _fail("tool_choice.type", f"tool choice {kind!r} is not supported")
@@ -281,7 +311,8 @@ def _tool_choice(body: Json) -> Json | None:
 
 def _tooling(body: Json) -> Json:
     """`tools` and `tool_choice`, with `parallel_tool_calls: false` as disable_parallel_tool_use."""
-    tools = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(_optional(body, "tools", list) or [])]
+    tools = [anthropic_tool for i, tool in enumerate(_optional(body, "tools", list) or [])
+             for anthropic_tool in _tools_of(tool, f"tools[{i}]")]
     choice = _tool_choice(body)
     if _optional(body, "parallel_tool_calls", bool) is False:
         choice = choice or {"type": "auto"}

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ccgate.dialects.responses_request import ENCRYPTED_REASONING, encode_reasoning
+from ccgate.dialects.responses_request import ENCRYPTED_REASONING, encode_reasoning, tool_namespaces
 
 Json = dict[str, Any]
 
@@ -38,8 +38,14 @@ def response_frame(body: Json, *, response_id: str, created_at: int) -> Json:
         "usage": None,
     }
     frame |= {field: body.get(field) for field in _ECHOED_FIELDS}
-    frame["include_encrypted_reasoning"] = ENCRYPTED_REASONING in (body.get("include") or [])
+    frame["_include_encrypted_reasoning"] = ENCRYPTED_REASONING in (body.get("include") or [])
+    frame["_namespaces"] = tool_namespaces(body)
     return frame
+
+
+def public(frame: Json) -> Json:
+    """The frame without the gateway's own notes (the keys starting with `_`)."""
+    return {key: value for key, value in frame.items() if not key.startswith("_")}
 
 
 def responses_usage(usage: Json) -> Json:
@@ -87,9 +93,13 @@ def message_item(item_id: str, block: Json, status: str = "completed") -> Json:
             "content": [output_text_part(block)]}
 
 
-def function_call_item(block: Json, arguments: str, status: str = "completed") -> Json:
-    return {"type": "function_call", "id": f"fc_{block['id']}", "call_id": block["id"], "name": block["name"],
+def function_call_item(block: Json, arguments: str, frame: Json, status: str = "completed") -> Json:
+    """A function call; a tool of a namespace is called by its own name with its `namespace`."""
+    item = {"type": "function_call", "id": f"fc_{block['id']}", "call_id": block["id"], "name": block["name"],
             "arguments": arguments, "status": status}
+    if (namespaced := frame["_namespaces"].get(block["name"])) is not None:
+        item["namespace"], item["name"] = namespaced
+    return item
 
 
 def canonical_arguments(tool_input: object) -> str:
@@ -119,9 +129,9 @@ def output_item(index: int, block: Json, frame: Json) -> Json | None:
     if kind == "text":
         return message_item(message_item_id(response_id, index), block)
     if kind == "tool_use":
-        return function_call_item(block, canonical_arguments(block.get("input")))
+        return function_call_item(block, canonical_arguments(block.get("input")), frame)
     if kind in ("thinking", "redacted_thinking"):
-        return reasoning_item(reasoning_item_id(response_id, index), block, frame["include_encrypted_reasoning"])
+        return reasoning_item(reasoning_item_id(response_id, index), block, frame["_include_encrypted_reasoning"])
     if kind == "server_tool_use" and block.get("name") == "web_search":
         return web_search_item(block)
     return None
@@ -130,8 +140,7 @@ def output_item(index: int, block: Json, frame: Json) -> Json | None:
 def finish(frame: Json, model: str, output: list[Json], stop_reason: str | None, usage: Json) -> Json:
     """The finished Response: status, incomplete_details, output and usage on the frame."""
     reason = INCOMPLETE_REASONS.get(stop_reason or "")
-    public = {key: value for key, value in frame.items() if key != "include_encrypted_reasoning"}
-    return public | {
+    return public(frame) | {
         "model": model, "output": output, "status": "incomplete" if reason else "completed",
         "incomplete_details": {"reason": reason} if reason else None,
         "usage": responses_usage(usage),
@@ -147,4 +156,4 @@ def to_response(message: Json, frame: Json) -> Json:
 
 def in_progress(frame: Json, model: str) -> Json:
     """The Response as response.created and response.in_progress show it."""
-    return {key: value for key, value in frame.items() if key != "include_encrypted_reasoning"} | {"model": model}
+    return public(frame) | {"model": model}

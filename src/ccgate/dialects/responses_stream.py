@@ -110,7 +110,7 @@ class ResponseEventTranslator:
                                          output_index=self._open[index].output_index, content_index=0,
                                          part=output_text_part({"text": ""}))]
         if kind == "tool_use":
-            item = function_call_item(block, "", "in_progress")
+            item = function_call_item(block, "", self._frame, "in_progress")
             return self._added(index, block, item["id"], item)
         if kind in ("thinking", "redacted_thinking"):
             item_id = reasoning_item_id(response_id, index)
@@ -162,13 +162,13 @@ class ResponseEventTranslator:
                                    logprobs=[]),
                        self._event("response.content_part.done", **place, content_index=0, part=part)]
         elif block["type"] == "tool_use":
-            item = function_call_item(block, canonical_arguments(block["input"]))
+            item = function_call_item(block, canonical_arguments(block["input"]), self._frame)
             events.append(self._event("response.function_call_arguments.done", **place, name=block["name"],
                                       arguments=item["arguments"]))
         elif block["type"] == "server_tool_use":
             item = web_search_item(block)
         else:
-            item = reasoning_item(state.item_id, block, self._frame["include_encrypted_reasoning"])
+            item = reasoning_item(state.item_id, block, self._frame["_include_encrypted_reasoning"])
             if state.summary_open:
                 summary = item["summary"][0]
                 events += [self._event("response.reasoning_summary_text.done", **place, summary_index=0,

@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 from pydantic import BaseModel
+
 from test_chat import last_upstream_body
 from test_messages import raw, usage_of
 
@@ -34,20 +35,28 @@ def require_tool(path: Path, what: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="module")
+def key(gateway) -> str:
+    """One user's key for the tests here (making a key takes seconds on a busy machine)."""
+    return gateway.new_key("responses-tests@example.com")
+
+
 @pytest.fixture
-def client(gateway, api_key) -> openai.OpenAI:
-    return openai.OpenAI(api_key=api_key, base_url=gateway.url + "/v1", max_retries=0)
+def client(gateway, key) -> openai.OpenAI:
+    """Past the response cache: each test's upstream body is its own."""
+    return openai.OpenAI(api_key=key, base_url=gateway.url + "/v1", max_retries=0,
+                         default_headers={"X-No-Cache": "true"})
 
 
 # --- the openai SDK ------------------------------------------------------------------------------
 
 
-def test_create_answers_and_is_stored(gateway, api_key, client):
+def test_create_answers_and_is_stored(gateway, key, client):
     raw_response = client.responses.with_raw_response.create(model=MODEL, input="Say hello", instructions="Be brief")
     response = raw_response.parse()
     assert response.object == "response" and response.status == "completed"
     assert response.output_text == "Hello from the ccgate simulator. You said: Say hello"
-    usage = usage_of(gateway, api_key, raw_response.headers["x-request-id"])
+    usage = usage_of(gateway, key, raw_response.headers["x-request-id"])
     assert usage["dialect"] == "responses"
     assert response.usage.input_tokens == usage["input_tokens"]
     assert response.usage.output_tokens == usage["output_tokens"]
@@ -128,8 +137,9 @@ def test_reasoning_is_thinking_and_comes_back_in_a_tool_loop(client, sim):
     assert reasoning.type == "reasoning" and reasoning.encrypted_content
     assert "get_weather" in reasoning.summary[0].text
     assert last_upstream_body(sim)["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    handed_back = [item.model_dump(exclude_none=True) for item in response.output]
     client.responses.create(model=MODEL, tools=[WEATHER_TOOL], **fields, input=[
-        {"role": "user", "content": "Weather in Paris?"}, *(item.model_dump(exclude_none=True) for item in response.output),
+        {"role": "user", "content": "Weather in Paris?"}, *handed_back,
         {"type": "function_call_output", "call_id": call.call_id, "output": "15C"}])
     upstream = last_upstream_body(sim)
     assert upstream["thinking"]["type"] == "enabled"  # its thinking came back, so thinking stays on
@@ -153,9 +163,9 @@ def test_a_field_that_cannot_be_honoured_is_a_400_naming_it(client, sim):
     assert sim.requests() == []
 
 
-def test_stored_responses_are_walled_per_user(gateway, client, email):
+def test_stored_responses_are_walled_per_user(gateway, client, api_key):
     response = client.responses.create(model=MODEL, input="Say hello")
-    other = openai.OpenAI(api_key=gateway.new_key("other-" + email), base_url=gateway.url + "/v1", max_retries=0)
+    other = openai.OpenAI(api_key=api_key, base_url=gateway.url + "/v1", max_retries=0)
     for attempt in (lambda: other.responses.retrieve(response.id), lambda: other.responses.delete(response.id),
                     lambda: other.responses.input_items.list(response.id),
                     lambda: other.responses.create(model=MODEL, input="Hi", previous_response_id=response.id)):
@@ -166,20 +176,19 @@ def test_stored_responses_are_walled_per_user(gateway, client, email):
         client.responses.retrieve(response.id)
 
 
-def test_the_same_request_costs_the_same_through_every_dialect(gateway, email):
-    """One user per dialect, so the response cache cannot answer the second and third."""
-    prompt, limit = "What is the capital of France?", 300
-    keys = [gateway.new_key(f"{dialect}-{email}") for dialect in ("messages", "chat", "responses")]
-    _, headers, _ = raw(gateway, "POST", "/v1/messages", headers={"x-api-key": keys[0]}, body=json.dumps({
+def test_the_same_request_costs_the_same_through_every_dialect(gateway, key):
+    """Past the response cache (X-No-Cache), so each request goes upstream and is billed in full."""
+    prompt, limit, no_cache = "What is the capital of France?", 300, {"X-No-Cache": "true"}
+    _, headers, _ = raw(gateway, "POST", "/v1/messages", headers={"x-api-key": key, **no_cache}, body=json.dumps({
         "model": MODEL, "max_tokens": limit, "messages": [{"role": "user", "content": prompt}]}).encode())
-    chat = openai.OpenAI(api_key=keys[1], base_url=gateway.url + "/v1", max_retries=0)
-    completion = chat.chat.completions.with_raw_response.create(
+    sdk = openai.OpenAI(api_key=key, base_url=gateway.url + "/v1", max_retries=0, default_headers=no_cache)
+    completion = sdk.chat.completions.with_raw_response.create(
         model=MODEL, max_tokens=limit, messages=[{"role": "user", "content": prompt}])
-    responses = openai.OpenAI(api_key=keys[2], base_url=gateway.url + "/v1", max_retries=0)
-    response = responses.responses.with_raw_response.create(model=MODEL, max_output_tokens=limit, input=prompt)
-    rows = [usage_of(gateway, key, request_id) for key, request_id in zip(keys, (
-        headers["request-id"], completion.headers["x-request-id"], response.headers["x-request-id"]), strict=True)]
-    assert [row["dialect"] for row in rows] == ["anthropic", "openai", "responses"]
+    response = sdk.responses.with_raw_response.create(model=MODEL, max_output_tokens=limit, input=prompt)
+    rows = [usage_of(gateway, key, request_id) for request_id in (
+        headers["request-id"], completion.headers["x-request-id"], response.headers["x-request-id"])]
+    assert [(row["dialect"], row["cache_hit"]) for row in rows] == [
+        ("anthropic", False), ("openai", False), ("responses", False)]
     costs = {(row["input_tokens"], row["output_tokens"], row["cost_micro"]) for row in rows}
     assert len(costs) == 1 and rows[0]["cost_micro"] > 0
 
@@ -187,7 +196,7 @@ def test_the_same_request_costs_the_same_through_every_dialect(gateway, email):
 # --- the Agents SDK ------------------------------------------------------------------------------
 
 
-def test_agents_sdk_agent_calls_a_function_tool(gateway, api_key):
+def test_agents_sdk_agent_calls_a_function_tool(gateway, key):
     from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 
     set_tracing_disabled(True)
@@ -200,7 +209,7 @@ def test_agents_sdk_agent_calls_a_function_tool(gateway, api_key):
         return f"Sunny and 21C in {city}"
 
     model = OpenAIResponsesModel(model=MODEL, openai_client=openai.AsyncOpenAI(
-        api_key=api_key, base_url=gateway.url + "/v1", max_retries=0))
+        api_key=key, base_url=gateway.url + "/v1", max_retries=0))
     agent = Agent(name="Weather", instructions="Answer with the weather tool.", tools=[get_weather], model=model)
     result = asyncio.run(Runner.run(agent, "What is the weather in Paris?"))
     assert called == ["Paris"]
@@ -223,13 +232,13 @@ console.log(JSON.stringify({ generated: generated.text, usage: generated.usage.o
 """
 
 
-def test_ai_sdk_openai_provider_generates_and_streams(gateway, api_key, tmp_path):
+def test_ai_sdk_openai_provider_generates_and_streams(gateway, key, tmp_path):
     require_tool(TOOLS / "@ai-sdk" / "openai" / "package.json", "The AI SDK")
     script = tmp_path / "ai.mjs"
     script.write_text(AI_SDK_SCRIPT % {"ai": TOOLS / "ai" / "dist" / "index.mjs",
                                        "openai": TOOLS / "@ai-sdk" / "openai" / "dist" / "index.mjs", "model": MODEL})
     result = subprocess.run(["node", str(script)], env={"PATH": os.environ["PATH"], "BASE_URL": gateway.url + "/v1",
-                                                        "API_KEY": api_key},
+                                                        "API_KEY": key},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
@@ -255,7 +264,7 @@ wire_api = "responses"
 """
 
 
-def test_codex_cli_answers_a_prompt_through_ccgate(gateway, api_key, tmp_path, sim):
+def test_codex_cli_answers_a_prompt_through_ccgate(gateway, key, tmp_path, sim):
     require_tool(CODEX, "Codex CLI")
     home, work = tmp_path / "codex-home", tmp_path / "work"
     home.mkdir()
@@ -263,7 +272,7 @@ def test_codex_cli_answers_a_prompt_through_ccgate(gateway, api_key, tmp_path, s
     (home / "config.toml").write_text(CODEX_CONFIG % {"model": MODEL, "base_url": gateway.url})
     result = subprocess.run(
         [str(CODEX), "exec", "--skip-git-repo-check", "Say hello"], cwd=work,
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CODEX_HOME": str(home), "CCGATE_API_KEY": api_key},
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CODEX_HOME": str(home), "CCGATE_API_KEY": key},
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "Hello from the ccgate simulator." in result.stdout

@@ -376,9 +376,11 @@ def apply_thinking(request: dict, budget: int, adaptive_effort: str, param: str)
         request["thinking"] = {"type": "adaptive"}
         request.setdefault("output_config", {})["effort"] = adaptive_effort
     else:
-        request["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if request["max_tokens"] <= budget:  # the budget is on top of the answer the client asked for
             request["max_tokens"] += budget
+            if spec is not None:  # but within the model's output limit
+                request["max_tokens"] = min(request["max_tokens"], spec.max_tokens)
+        request["thinking"] = {"type": "enabled", "budget_tokens": min(budget, request["max_tokens"] - 1)}
     request.pop("temperature", None)
     request.pop("top_p", None)
 

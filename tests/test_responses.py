@@ -281,3 +281,47 @@ def test_codex_cli_answers_a_prompt_through_ccgate(gateway, key, tmp_path, sim):
     assert {"type": "web_search_20250305", "name": "web_search", "max_uses": 5} in upstream["tools"]
     assert gateway.query("select count(*) from usage where dialect = 'responses' and status = 200 "
                          "and streamed = %s and cost_micro > 0", True)[0][0] > 0
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def test_stored_responses_expire_after_the_retention_period(tmp_path):
+    from sqlalchemy import insert, select
+
+    from ccgate.store import responses_repo
+    from ccgate.store.db import create_engine, migrate
+    from ccgate.store.schema import responses, users
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
+    migrate(url)
+
+    async def scenario() -> tuple:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(insert(users).values(id=1, email="a@example.com", is_admin=False, disabled=False,
+                                                    created_ms=0))
+            for response_id, retention_s in (("resp_gone", 0), ("resp_kept", 60)):
+                await responses_repo.begin_response(conn, response_id=response_id, user_id=1, key_id="k",
+                                                    input_items=[], retention_s=retention_s, response={})
+            await responses_repo.finish_response(conn, "resp_kept", {"status": "completed"}, [])
+        async with engine.begin() as conn:
+            found = [await responses_repo.get_response(conn, response_id, user_id)
+                     for response_id, user_id in (("resp_kept", 1), ("resp_gone", 1), ("resp_kept", 2))]
+            remaining = await conn.execute(select(responses.c.id))
+        await engine.dispose()
+        return found, [row[0] for row in remaining]
+
+    (kept, gone, walled), remaining = asyncio.run(scenario())
+    assert kept is not None and kept.status == "completed" and kept.turns == []
+    assert gone is None and walled is None
+    assert remaining == ["resp_kept"]  # the expired one was deleted when the next was stored
+
+
+def test_the_retention_setting_reads_durations(monkeypatch):
+    from ccgate.config import Settings
+
+    monkeypatch.delenv("CCGATE_RESPONSES_RETENTION", raising=False)
+    assert Settings.from_env().responses_retention == 30 * 86400
+    monkeypatch.setenv("CCGATE_RESPONSES_RETENTION", "12h")
+    assert Settings.from_env().responses_retention == 12 * 3600

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 KEEP_ALIVE = b": keep-alive\n\n"
-UNFINISHED_WAIT_S = 5.0  # how long previous_response_id waits for an answer still being written
+UNFINISHED_WAIT_S = 5.0  # how long a read waits for an answer still being written
+_writes: set[asyncio.Task[None]] = set()  # stored-response writes under way (the loop holds tasks weakly)
 
 
 class ResponsesDialect:
@@ -49,6 +50,7 @@ class ResponsesDialect:
         self.finished: tuple[Json, Json] | None = None
         self.on_finish: Callable[[], None] = lambda: None
         self.on_fail: Callable[[], None] = lambda: None
+        self.saving: asyncio.Task[None] | None = None
 
     def begin(self, frame: Json) -> None:
         self.frame = frame
@@ -159,8 +161,13 @@ def _store_on_finish(gateway: Gateway, call: Call, translated: Json) -> None:
         async with gateway.engine.begin() as conn:
             await responses_repo.fail_response(conn, dialect.frame["id"])
 
-    dialect.on_finish = lambda: gateway.pipeline.in_background(save())
-    dialect.on_fail = lambda: gateway.pipeline.in_background(fail())
+    def start(write: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        dialect.saving = task = asyncio.get_running_loop().create_task(write())
+        _writes.add(task)
+        task.add_done_callback(_writes.discard)
+
+    dialect.on_finish = lambda: start(save)
+    dialect.on_fail = lambda: start(fail)
 
 
 @endpoint(ResponsesDialect, recorded=True)
@@ -191,7 +198,10 @@ async def create_response(request: Request, gateway: Gateway, call: Call) -> Res
     call.body_size = len(upstream_body)
     call.session = session_key(call.key.id, translated, request.headers.get("x-claude-code-session-id"))
     gateway.ask_cache(call, translated, request.headers)
-    return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
+    response = await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
+    if not call.stream and (saving := _dialect(call).saving) is not None:  # stored before the client asks
+        await saving
+    return response
 
 
 def _json(call: Call, payload: Json) -> Response:
@@ -201,7 +211,7 @@ def _json(call: Call, payload: Json) -> Response:
 @endpoint(ResponsesDialect)
 async def get_response(request: Request, gateway: Gateway, call: Call) -> Response:
     key = gateway.authenticate(request)
-    stored = await _stored(gateway, request.path_params["response_id"], key.user_id)
+    stored = await _stored(gateway, request.path_params["response_id"], key.user_id, wait=True)
     assert stored.response is not None
     return _json(call, stored.response)
 

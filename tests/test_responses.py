@@ -163,6 +163,18 @@ def test_a_field_that_cannot_be_honoured_is_a_400_naming_it(client, sim):
     assert sim.requests() == []
 
 
+def test_upstream_errors_reach_the_sdk_in_openais_shape(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODEL, input="[[sim:fault=400]]")
+    assert caught.value.body["type"] == "invalid_request_error"
+    events = list(client.responses.create(model=MODEL, stream=True,
+                                          input="[[sim:tokens=50]] [[sim:fault=midstream-error]]"))
+    assert [event.type for event in events[-2:]] == ["error", "response.failed"]
+    assert events[-2].message == "Overloaded" and events[-1].response.error.message == "Overloaded"
+    assert events[-1].response.status == "failed"
+    assert client.responses.retrieve(events[-1].response.id).status == "failed"
+
+
 def test_stored_responses_are_walled_per_user(gateway, client, api_key):
     response = client.responses.create(model=MODEL, input="Say hello")
     other = openai.OpenAI(api_key=api_key, base_url=gateway.url + "/v1", max_retries=0)

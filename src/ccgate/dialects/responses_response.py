@@ -157,3 +157,10 @@ def to_response(message: Json, frame: Json) -> Json:
 def in_progress(frame: Json, model: str) -> Json:
     """The Response as response.created and response.in_progress show it."""
     return public(frame) | {"model": model}
+
+
+def failed(frame: Json, model: str, output: list[Json], error_type: str, message: str) -> Json:
+    """The Response of an answer that failed with an Anthropic error type."""
+    code = "rate_limit_exceeded" if error_type == "rate_limit_error" else "server_error"
+    error = {"code": code, "message": message}
+    return in_progress(frame, model) | {"status": "failed", "output": output, "error": error}

@@ -10,6 +10,7 @@ import orjson
 from ccgate.dialects.errors import OPENAI_ERROR_TYPES
 from ccgate.dialects.responses_response import (
     canonical_arguments,
+    failed,
     finish,
     function_call_item,
     in_progress,
@@ -45,7 +46,8 @@ class _Open:
 class ResponseEventTranslator:
     """Translates one Anthropic stream, event by event, into Responses events; one instance per stream.
 
-    `response` holds the finished Response once `message_stop` has been translated.
+    `response` holds the finished Response once `message_stop` has been translated (or the failed one after an
+    error).
     """
 
     def __init__(self, frame: Json) -> None:
@@ -77,13 +79,15 @@ class ResponseEventTranslator:
                 return self._stop()
             case "error":
                 error = event.get("error") or {}
-                return [self.error(error.get("type", "api_error"), error.get("message", ""))]
+                return self.fail(error.get("type", "api_error"), error.get("message", ""))
             case _:
                 return []
 
-    def error(self, error_type: str, message: str) -> Json:
-        """The `error` event of an Anthropic error type."""
-        return self._event("error", code=OPENAI_ERROR_TYPES.get(error_type, error_type), message=message, param=None)
+    def fail(self, error_type: str, message: str) -> list[Json]:
+        """An `error` event for an Anthropic error type, then `response.failed` with the output so far."""
+        self.response = failed(self._frame, self._model, self._items, error_type, message)
+        return [self._event("error", code=OPENAI_ERROR_TYPES.get(error_type, error_type), message=message, param=None),
+                self._event("response.failed", response=self.response)]
 
     def _event(self, kind: str, **fields: object) -> Json:
         event = {"type": kind, "sequence_number": self._sequence, **fields}

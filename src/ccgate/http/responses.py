@@ -17,7 +17,7 @@ from ccgate.dialects.anthropic_stream import MessageBuilder
 from ccgate.dialects.errors import openai_error_body
 from ccgate.dialects.openai_request import TranslationError
 from ccgate.dialects.responses_request import input_items, to_anthropic_request
-from ccgate.dialects.responses_response import in_progress, response_frame, to_response
+from ccgate.dialects.responses_response import failed, in_progress, response_frame, to_response
 from ccgate.dialects.responses_stream import ResponseEventTranslator, encode
 from ccgate.errors import GatewayError, invalid
 from ccgate.http.bodies import parse_body
@@ -49,7 +49,7 @@ class ResponsesDialect:
         self.builder = MessageBuilder()
         self.finished: tuple[Json, Json] | None = None
         self.on_finish: Callable[[], None] = lambda: None
-        self.on_fail: Callable[[], None] = lambda: None
+        self.on_fail: Callable[[Json], None] = lambda response: None
         self.saving: asyncio.Task[None] | None = None
 
     def begin(self, frame: Json) -> None:
@@ -79,24 +79,28 @@ class ResponsesDialect:
             out.extend(encode(translated) for translated in self.translator.feed(event))
             if event.get("type") == "message_stop" and self.translator.response and self.builder.message:
                 self._finish(self.builder.message, self.translator.response)
+            elif event.get("type") == "error" and self.translator.response:
+                self.on_fail(self.translator.response)
         return b"".join(out)
 
     def stream_error(self, error_type: str, message: str) -> bytes:
-        self.on_fail()
         translator = self.translator or ResponseEventTranslator(self.frame)
-        return encode(translator.error(error_type, message))
+        events = translator.fail(error_type, message)
+        self.on_fail(events[-1]["response"])
+        return b"".join(encode(event) for event in events)
 
     def stream_end(self) -> bytes:
         return b""
 
     def upstream_error(self, status: int, raw: bytes) -> bytes:
         """Anthropic's error, re-spoken in OpenAI's envelope with the same type and message."""
-        self.on_fail()
         try:
             error = orjson.loads(raw)["error"]
-            return openai_error_body(error["type"], error["message"])
+            error_type, message = str(error["type"]), str(error["message"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return openai_error_body("api_error", f"upstream answered HTTP {status}")
+            error_type, message = "api_error", f"upstream answered HTTP {status}"
+        self.on_fail(failed(self.frame, self.frame.get("model") or "", [], error_type, message))
+        return openai_error_body(error_type, message)
 
 
 def _dialect(call: Call) -> ResponsesDialect:
@@ -157,9 +161,11 @@ def _store_on_finish(gateway: Gateway, call: Call, translated: Json) -> None:
         async with gateway.engine.begin() as conn:
             await responses_repo.finish_response(conn, dialect.frame["id"], response, turns)
 
-    async def fail() -> None:
-        async with gateway.engine.begin() as conn:
-            await responses_repo.fail_response(conn, dialect.frame["id"])
+    def fail(response: Json) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def write() -> None:
+            async with gateway.engine.begin() as conn:
+                await responses_repo.fail_response(conn, dialect.frame["id"], response)
+        return write
 
     def start(write: Callable[[], Coroutine[Any, Any, None]]) -> None:
         dialect.saving = task = asyncio.get_running_loop().create_task(write())
@@ -167,7 +173,7 @@ def _store_on_finish(gateway: Gateway, call: Call, translated: Json) -> None:
         task.add_done_callback(_writes.discard)
 
     dialect.on_finish = lambda: start(save)
-    dialect.on_fail = lambda: start(fail)
+    dialect.on_fail = lambda response: start(fail(response))
 
 
 @endpoint(ResponsesDialect, recorded=True)

@@ -47,8 +47,10 @@ async def finish_response(conn: AsyncConnection, response_id: str, response: Jso
         status=response["status"], response=orjson.dumps(response).decode(), turns=orjson.dumps(turns).decode()))
 
 
-async def fail_response(conn: AsyncConnection, response_id: str) -> None:
-    await conn.execute(update(responses).where(responses.c.id == response_id).values(status="failed"))
+async def fail_response(conn: AsyncConnection, response_id: str, response: Json) -> None:
+    """Store the failed Response; there is no conversation to continue from it."""
+    await conn.execute(update(responses).where(responses.c.id == response_id).values(
+        status="failed", response=orjson.dumps(response).decode()))
 
 
 async def get_response(conn: AsyncConnection, response_id: str, user_id: int) -> StoredResponse | None:

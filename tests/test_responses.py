@@ -163,6 +163,19 @@ def test_a_field_that_cannot_be_honoured_is_a_400_naming_it(client, sim):
     assert sim.requests() == []
 
 
+def test_a_cached_answer_is_replayed_as_a_response_and_as_a_stream(gateway, key):
+    cached = openai.OpenAI(api_key=key, base_url=gateway.url + "/v1", max_retries=0)
+    prompt = "Cache me through the Responses API"
+    first = cached.responses.with_raw_response.create(model=MODEL, input=prompt)
+    again = cached.responses.with_raw_response.create(model=MODEL, input=prompt)
+    assert (first.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "HIT")
+    assert again.parse().output_text == first.parse().output_text and again.parse().id != first.parse().id
+    with cached.responses.stream(model=MODEL, input=prompt) as stream:
+        replayed = stream.get_final_response()
+    assert replayed.output_text == first.parse().output_text
+    assert cached.responses.retrieve(replayed.id).output_text == replayed.output_text
+
+
 def test_upstream_errors_reach_the_sdk_in_openais_shape(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input="[[sim:fault=400]]")

@@ -63,6 +63,9 @@ def test_create_answers_and_is_stored(gateway, key, client):
     assert client.responses.retrieve(response.id) == response
     items = client.responses.input_items.list(response.id)
     assert [item.content[0].text for item in items.data] == ["Say hello"]
+    status, _, refused = raw(gateway, "GET", f"/v1/responses/{response.id}?stream=true",
+                             headers={"Authorization": f"Bearer {key}"})
+    assert status == 400 and refused["error"]["message"].startswith("stream:")
 
 
 def test_stream_sends_openais_events_in_sequence(client):

@@ -4,11 +4,13 @@ behind previous_response_id (GET, DELETE, input_items), each user seeing only th
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,6 +31,7 @@ from ccgate.store import responses_repo
 if TYPE_CHECKING:
     from ccgate.app import Gateway
 
+log = logging.getLogger("ccgate.responses")
 Json = dict[str, Any]
 KEEP_ALIVE = b": keep-alive\n\n"
 UNFINISHED_WAIT_S = 5.0  # how long a read waits for an answer still being written
@@ -108,10 +111,6 @@ def _dialect(call: Call) -> ResponsesDialect:
     return call.dialect
 
 
-def _translation_error(error: TranslationError) -> GatewayError:
-    return invalid(error.message)
-
-
 async def _stored(gateway: Gateway, response_id: str, user_id: int, *, wait: bool = False
                   ) -> responses_repo.StoredResponse:
     """This user's stored response, or 404; with `wait`, give an answer still being written a moment."""
@@ -170,10 +169,16 @@ def _store_on_finish(gateway: Gateway, call: Call, translated: Json) -> None:
     def start(write: Callable[[], Coroutine[Any, Any, None]]) -> None:
         dialect.saving = task = asyncio.get_running_loop().create_task(write())
         _writes.add(task)
-        task.add_done_callback(_writes.discard)
+        task.add_done_callback(_written)
 
     dialect.on_finish = lambda: start(save)
     dialect.on_fail = lambda response: start(fail(response))
+
+
+def _written(task: asyncio.Task[None]) -> None:
+    _writes.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("storing a response failed: %s", error)
 
 
 @endpoint(ResponsesDialect, recorded=True)
@@ -187,16 +192,20 @@ async def create_response(request: Request, gateway: Gateway, call: Call) -> Res
     try:
         translated = to_anthropic_request(data, default_max_tokens=call.model.max_tokens, history=history)
     except TranslationError as error:
-        raise _translation_error(error) from None
+        raise invalid(error.message) from None
     response_id = "resp_" + call.request_id.removeprefix("req_")
     frame = response_frame(data, response_id=response_id, created_at=int(time.time()))
     _dialect(call).begin(frame)
     if frame["store"]:
-        async with gateway.engine.begin() as conn:
-            await responses_repo.begin_response(
-                conn, response_id=response_id, user_id=call.key.user_id, key_id=call.key.id,
-                input_items=_numbered_items(data, response_id), retention_s=gateway.settings.responses_retention,
-                response=in_progress(frame, frame["model"]))
+        try:
+            async with gateway.engine.begin() as conn:
+                await responses_repo.begin_response(
+                    conn, response_id=response_id, user_id=call.key.user_id, key_id=call.key.id,
+                    input_items=_numbered_items(data, response_id), retention_s=gateway.settings.responses_retention,
+                    response=in_progress(frame, frame["model"]))
+        except SQLAlchemyError as exc:
+            raise GatewayError(503, "the response could not be stored; retry shortly, or send store: false",
+                               retry_after=5) from exc
         _store_on_finish(gateway, call, translated)
     call.stream = bool(translated.get("stream"))
     call.max_tokens = translated["max_tokens"]
@@ -217,6 +226,8 @@ def _json(call: Call, payload: Json) -> Response:
 @endpoint(ResponsesDialect)
 async def get_response(request: Request, gateway: Gateway, call: Call) -> Response:
     key = gateway.authenticate(request)
+    if request.query_params.get("stream", "false").lower() != "false":
+        raise invalid("stream: replaying a stored response as a stream is not supported")
     stored = await _stored(gateway, request.path_params["response_id"], key.user_id, wait=True)
     assert stored.response is not None
     return _json(call, stored.response)

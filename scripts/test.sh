@@ -31,6 +31,17 @@ if command -v npm >/dev/null 2>&1 && [ ! -d .tools/node_modules/@anthropic-ai/sd
     || echo "the Anthropic Node SDK could not be installed; the docs snippet test will say so"
 fi
 
+# The OpenAI-speaking clients of the Responses API tests: Codex CLI and the AI SDK's openai() provider
+# (versions that still run on Node 18 and 20).
+CODEX_VERSION=0.171.0
+AI_SDK_VERSION=6.0.325
+AI_SDK_OPENAI_VERSION=3.0.141
+if command -v npm >/dev/null 2>&1 && { [ ! -x .tools/node_modules/.bin/codex ] || [ ! -d .tools/node_modules/@ai-sdk/openai ]; }; then
+  npm install --prefix .tools --no-audit --no-fund --silent "@openai/codex@$CODEX_VERSION" "ai@$AI_SDK_VERSION" \
+    "@ai-sdk/openai@$AI_SDK_OPENAI_VERSION" >/dev/null 2>&1 \
+    || echo "Codex CLI or the AI SDK could not be installed; their tests will say so"
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import urllib.error
@@ -43,6 +44,11 @@ def raw(gateway, method: str, path: str, *, body: bytes | None = None, headers: 
         return status, response_headers, json.loads(payload)
     except ValueError:
         return status, response_headers, payload
+
+
+def last_upstream_body(sim) -> dict:
+    """The JSON body of the last request the simulator received."""
+    return json.loads(base64.b64decode(sim.requests()[-1]["body_b64"]))
 
 
 def usage_of(gateway, key: str, request_id: str) -> dict:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import openai
 import pytest
 
-from helpers import PNG_1X1, list_price_micro, raw, usage_of
+from helpers import PNG_1X1, last_upstream_body, list_price_micro, raw, usage_of
 
 WEATHER_TOOL = {
     "type": "function",
@@ -22,10 +21,6 @@ WEATHER_TOOL = {
 @pytest.fixture
 def client(gateway, api_key) -> openai.OpenAI:
     return openai.OpenAI(api_key=api_key, base_url=gateway.url + "/v1", max_retries=0)
-
-
-def last_upstream_body(sim) -> dict:
-    return json.loads(base64.b64decode(sim.requests()[-1]["body_b64"]))
 
 
 def test_plain_completion_is_billed_like_the_anthropic_route(gateway, api_key, client):

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import insert
 
-from ccgate.crypto import SecretBox
 from ccgate.alerting import AlertError, AlertMonitor, AlertOperations
+from ccgate.crypto import SecretBox
 from ccgate.obs.alerts import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -37,6 +37,7 @@ from ccgate.obs.observer import Observer
 from ccgate.ops import Operations
 from ccgate.pipeline.caching import ResponseCache
 from ccgate.pipeline.core import Pipeline
+from ccgate.pipeline.stored_responses import StoredResponses
 from ccgate.relay.client import UpstreamClient
 from ccgate.relay.forward import Forwarder
 from ccgate.route.pool import Account, AccountPool
@@ -117,6 +118,7 @@ class Gateway:
         self.pipeline = Pipeline(gate=self.gate, forwarder=self.forwarder, settler=Settler(self.writer),
                                  state=self.state, cache=self.cache, database_up=lambda: self.database_up,
                                  observer=self.observer)
+        self.responses = StoredResponses(self.engine, settings.responses_retention)
         alerts = AlertOperations(self.engine, self.box)
         self.alerts = AlertMonitor(
             alerts, ledger_depth=lambda: self.writer.depth, default_window_seconds=self.gate.defaults.window_seconds,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccgate.cache.policy import CacheSettings
+from ccgate.gate.durations import parse_duration
 
 SECRET_FILE = "server-secret"
 
@@ -56,6 +57,7 @@ class Settings:
     log_format: str = "json"  # json or text, for the access log and the application log
     log_level: str = "INFO"  # at WARNING and above the access log keeps only failed requests
     metrics_user_labels: bool = False  # per-user request and cost series (one label per user)
+    responses_retention: int = 30 * 86400  # seconds a stored Responses-API answer is kept
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             log_format=(os.environ.get("CCGATE_LOG_FORMAT") or "json").lower(),
             log_level=(os.environ.get("CCGATE_LOG_LEVEL") or "INFO").upper(),
             metrics_user_labels=_env_bool("CCGATE_METRICS_USER_LABELS", False),
+            responses_retention=parse_duration(os.environ.get("CCGATE_RESPONSES_RETENTION") or "30d"),
             cache=CacheSettings(
                 enabled=_env_bool("CCGATE_CACHE", True),
                 ttl=_env_int("CCGATE_CACHE_TTL", 3600),

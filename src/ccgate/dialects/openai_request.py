@@ -344,37 +344,47 @@ def _response_format(body: dict) -> tuple[list[dict], dict]:
 
 
 def _in_tool_loop(turns: list[dict]) -> bool:
-    """Whether the last assistant turn called tools: with thinking on, it would need its thinking blocks back."""
+    """Whether the last assistant turn called tools without its thinking blocks: with thinking on, the API
+    would need them back."""
     last = next((turn for turn in reversed(turns) if turn["role"] == "assistant"), None)
-    return last is not None and any(block["type"] == "tool_use" for block in last["content"])
+    if last is None:
+        return False
+    kinds = {block["type"] for block in last["content"]}
+    return "tool_use" in kinds and not kinds & {"thinking", "redacted_thinking"}
 
 
-def _apply_reasoning_effort(request: dict, body: dict) -> None:
-    """Thinking for `reasoning_effort`: adaptive on the models that only support it, else a budget.
+def apply_thinking(request: dict, budget: int, adaptive_effort: str, param: str) -> None:
+    """Thinking for a reasoning effort: adaptive on the models that only support it, else a budget.
 
     Thinking forbids changed sampling, so temperature and top_p go; it also forbids forced tool use.
-    Mid tool loop the previous turn's thinking blocks are lost in OpenAI's format, so thinking stays off.
+    Mid tool loop without the previous turn's thinking blocks, thinking stays off.
     """
-    effort = _optional(body, "reasoning_effort", str)
-    if effort in (None, "none"):
-        return
-    if effort not in REASONING_EFFORTS:
-        raise _fail("reasoning_effort", "expected 'none', 'minimal', 'low', 'medium' or 'high'")
     if _in_tool_loop(request["messages"]):
         return
     if request.get("tool_choice", {}).get("type") in ("any", "tool"):
-        raise _fail("reasoning_effort", "cannot be combined with a required or named tool_choice")
-    budget, adaptive_effort = REASONING_EFFORTS[effort]
+        raise _fail(param, "cannot be combined with a required or named tool_choice")
     spec = _REFERENCE_MODELS.get(request["model"])
     if spec is not None and spec.adaptive_thinking_only:
         request["thinking"] = {"type": "adaptive"}
         request.setdefault("output_config", {})["effort"] = adaptive_effort
     else:
-        request["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if request["max_tokens"] <= budget:  # the budget is on top of the answer the client asked for
             request["max_tokens"] += budget
+            if spec is not None:  # but within the model's output limit
+                request["max_tokens"] = min(request["max_tokens"], spec.max_tokens)
+        request["thinking"] = {"type": "enabled", "budget_tokens": min(budget, request["max_tokens"] - 1)}
     request.pop("temperature", None)
     request.pop("top_p", None)
+
+
+def _apply_reasoning_effort(request: dict, body: dict) -> None:
+    """Thinking for `reasoning_effort` (OpenAI's format loses thinking blocks, so never mid tool loop)."""
+    effort = _optional(body, "reasoning_effort", str)
+    if effort in (None, "none"):
+        return
+    if effort not in REASONING_EFFORTS:
+        raise _fail("reasoning_effort", "expected 'none', 'minimal', 'low', 'medium' or 'high'")
+    apply_thinking(request, *REASONING_EFFORTS[effort], "reasoning_effort")
 
 
 # --- the request ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from ccgate.errors import GatewayError
 
 def encode_error(dialect: str, error: GatewayError, request_id: str) -> bytes:
     """The error body in Anthropic's or OpenAI's envelope."""
-    if dialect == "openai":
+    if dialect in ("openai", "responses"):
         return openai_error_body(error.error_type, error.message, _openai_code(error))
     return anthropic_error_body(error.error_type, error.message, request_id)
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ccgate.http import chat, messages, meta
+from ccgate.http import chat, messages, meta, responses
 from ccgate.http.services import Services
 from ccgate.http.web import create_web_app
 from ccgate.obs import metrics
@@ -18,6 +18,10 @@ V1 = [
     Route("/messages", messages.create_message, methods=["POST"]),
     Route("/messages/count_tokens", messages.count_tokens, methods=["POST"]),
     Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+    Route("/responses", responses.create_response, methods=["POST"]),
+    Route("/responses/{response_id}", responses.get_response, methods=["GET"]),
+    Route("/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+    Route("/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
     Route("/models", meta.list_models, methods=["GET"]),
     Route("/models/{model_id:path}", meta.get_model, methods=["GET"]),
     Route("/usage/{request_id}", meta.get_usage, methods=["GET"]),

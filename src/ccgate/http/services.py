@@ -14,6 +14,7 @@ from ccgate.gate.keys import KeyRecord
 from ccgate.ops import Operations
 from ccgate.pipeline.caching import ResponseCache
 from ccgate.pipeline.core import Pipeline
+from ccgate.pipeline.stored_responses import StoredResponses
 from ccgate.state.base import AdmissionState
 from ccgate.store.rows import UsageRow
 
@@ -28,6 +29,7 @@ class Services(Protocol):
     pipeline: Pipeline
     cache: ResponseCache
     catalog: Catalog
+    responses: StoredResponses
 
     def authenticate(self, headers: Mapping[str, str]) -> KeyRecord:
         """The caller's key, or a 401 GatewayError."""

@@ -4,13 +4,15 @@ Directives in the last user text steer it (and are removed before it is echoed):
 `[[sim:reply=TEXT]]` answers exactly TEXT, `[[sim:tokens=N]]` answers with N filler tokens,
 `[[sim:fault=KIND]]` injects a fault (see ccgate.sim.faults).  Otherwise the reply is
 "Hello from the ccgate simulator. You said: <text>", a tool call when tools are offered, or an
-answer quoting the tool results when the last user turn carries them.
+answer quoting the tool results when the last user turn carries them.  With structured output
+(`output_config.format` of type json_schema) the answer is a sample value of the schema, as JSON.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +182,12 @@ def _answer(results: list[dict[str, Any]], text: str, directives: Directives) ->
     return f"{GREETING} You said: {_snippet(text)}" if text else GREETING
 
 
+def _structured_output_schema(body: dict[str, Any]) -> Any:
+    """The JSON schema the answer must follow, or None."""
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    return output_format.get("schema") if output_format.get("type") == "json_schema" else None
+
+
 def _plan(body: dict[str, Any], text: str, directives: Directives) -> list[dict[str, Any]]:
     """The blocks the model would write with no limit on length: [thinking], text and/or tool_use."""
     last = body["messages"][-1]
@@ -198,7 +206,10 @@ def _plan(body: dict[str, Any], text: str, directives: Directives) -> list[dict[
         thought = f"The user wrote: {_snippet(text) or '(no text)'}. I will {intent}."
         blocks.append({"type": "thinking", "thinking": thought, "signature": _signature(thought)})
     if tool is None:
-        blocks.append({"type": "text", "text": _answer(results, text, directives)})
+        schema = _structured_output_schema(body)
+        answer = _answer(results, text, directives) if schema is None or steered else json.dumps(
+            sample_value("answer", schema, text))
+        blocks.append({"type": "text", "text": answer})
         return blocks
     if not forced:
         blocks.append({"type": "text", "text": f"I'll use the {tool['name']} tool."})

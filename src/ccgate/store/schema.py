@@ -256,3 +256,21 @@ alert_deliveries = Table(
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_alert_deliveries_time", "created_ms"),
 )
+
+# Stored Responses-API answers, for previous_response_id and GET /v1/responses/{id}; each user sees only
+# their own, and a row is gone once expires_ms has passed (CCGATE_RESPONSES_RETENTION).
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("input_items", Text, nullable=False),  # JSON: the request's input items, as input_items lists them
+    Column("turns", Text, nullable=True),  # JSON: the Anthropic messages of the whole conversation, answer included
+    Column("response", Text, nullable=True),  # JSON: the Response object once finished
+    Index("ix_responses_user", "user_id"),
+    Index("ix_responses_expiry", "expires_ms"),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from harness import Gateway, Simulator
 
 _emails = itertools.count(1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from harness import free_port, stop_process, wait_for_port
 
 

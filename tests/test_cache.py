@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
+
 from harness import Gateway
 from test_messages import usage_of
 from test_policy import key_status, message_body, post, slow

@@ -7,6 +7,7 @@ import json
 
 import openai
 import pytest
+
 from test_messages import PNG_1X1, list_price_micro, raw, usage_of
 
 WEATHER_TOOL = {

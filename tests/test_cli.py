@@ -8,6 +8,7 @@ import time
 
 import anthropic
 import pytest
+
 from harness import Gateway
 
 

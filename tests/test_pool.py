@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
+
 from harness import Gateway, Simulator
 from services import wait_until
 from test_messages import list_price_micro, usage_of

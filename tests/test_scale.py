@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from harness import CCGATE, Gateway, Simulator
 from services import Deployment, PostgresServer, RedisServer, wait_until
 from test_messages import raw

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import free_port, stop_process, wait_for_port
 from redis.asyncio import Redis
 
 from ccgate.route.shared import MAX_SESSIONS, RedisSticky, learn
 from ccgate.state.base import Decision, Limits, Settlement, StateUnavailable
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
+from harness import free_port, stop_process, wait_for_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WINDOW = 3600

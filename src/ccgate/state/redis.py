@@ -310,7 +310,7 @@ def decision_of(reply: list, lease_id: str) -> Decision:
         return Decision(True, lease_id=lease_id, meters=meters)
     _, refused_by, retry_ms, detail = reply
     return Decision(False, refused_by=refused_by, retry_after=seconds(retry_ms),
-                    detail=dict(zip(detail[::2], detail[1::2])))
+                    detail=dict(zip(detail[::2], detail[1::2], strict=True)))
 
 
 class RedisState:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from ccgate.json_types import JsonObject
+
 # HTTP status -> Anthropic error.type
 ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -49,7 +51,7 @@ def anthropic_error_body(error_type: str, message: str, request_id: str | None) 
     )
 
 
-def openai_error_object(error_type: str, message: str, code: str | None = None) -> dict:
+def openai_error_object(error_type: str, message: str, code: str | None = None) -> JsonObject:
     """OpenAI's `{"error": {...}}` for an Anthropic error.type."""
     return {
         "error": {

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -16,7 +14,19 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+class Cursor(Protocol):
+    def execute(self, sql: str, /) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class Connection(Protocol):
+    """A DB-API connection: SQLAlchemy's pool hands one over, the ledger writer opens its own."""
+
+    def cursor(self) -> Cursor: ...
+
+
+def sqlite_pragmas(dbapi_connection: Connection, _record: object) -> None:
     """WAL survives kill -9 with synchronous=NORMAL; writers from the CLI wait, not fail."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

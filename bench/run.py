@@ -203,6 +203,7 @@ class Bench:
     def _speed_notes(self, direct: Numbers, floor: Numbers, messages: Numbers, chat: Numbers) -> None:
         self.facts |= {"ccgate_errors": messages.errors + chat.errors, "floor_errors": floor.errors,
                        "events_per_response": direct.events_out}
+        disturbed = max(n.neighbours for n in (direct, floor, messages, chat)) > BUSY_MACHINE
         self.notes += [
             f"errors (non-2xx answers and socket errors), all runs: direct {direct.errors}, floor {floor.errors}, "
             f"ccgate {messages.errors} on {MESSAGES} and {chat.errors} on {CHAT}.",
@@ -218,8 +219,8 @@ class Bench:
             f"other processes on this machine took {direct.neighbours:.0%}, {floor.neighbours:.0%}, "
             f"{messages.neighbours:.0%} and {chat.neighbours:.0%} of its CPU during the direct, floor, ccgate "
             f"{MESSAGES} and {CHAT} runs (a path is measured again, {self.plan.attempts} times in all at most, "
-            f"while they take more than {BUSY_MACHINE:.0%})" + ("; **the runs above that were disturbed: read their numbers with care**." if max(
-                n.neighbours for n in (direct, floor, messages, chat)) > BUSY_MACHINE else "."),
+            f"while they take more than {BUSY_MACHINE:.0%})"
+            + ("; **the runs above that were disturbed: read their numbers with care**." if disturbed else "."),
         ]
 
     def _check_usage_rows(self, database: Path, answered: int) -> None:

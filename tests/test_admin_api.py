@@ -69,14 +69,15 @@ def test_admin_reads_and_changes_the_dashboard_settings(gateway, email):
         assert changed["signup_mode"] == before["signup_mode"], "what is not given stays as it was"
         assert "max rpm: 30" in gateway.cli("settings", "show").stdout, "the CLI reads the same settings"
 
-        status, _, refused = admin(gateway, "PATCH", "/settings", admin_key, {"signup_mode": "invite", "invite_code": "ab"})
+        status, _, refused = admin(
+            gateway, "PATCH", "/settings", admin_key, {"signup_mode": "invite", "invite_code": "ab"})
         assert status == 400 and "invite code" in refused["detail"]
         assert admin(gateway, "PATCH", "/settings", admin_key, {"signup_mode": "sometimes"})[0] == 422
         assert admin(gateway, "PATCH", "/settings", admin_key, {"max_rpm": -1})[0] == 422
         assert admin(gateway, "GET", "/settings", admin_key)[2] == changed, "a refused change changes nothing"
     finally:
-        admin(gateway, "PATCH", "/settings", admin_key, {"max_rpm": before["max_rpm"] or 0,
-                                                           "starting_credit_usd": before["starting_credit_micro"] / 1e6})
+        restored = {"max_rpm": before["max_rpm"] or 0, "starting_credit_usd": before["starting_credit_micro"] / 1e6}
+        admin(gateway, "PATCH", "/settings", admin_key, restored)
 
 
 def test_openapi_describes_every_admin_operation(gateway):

@@ -152,7 +152,8 @@ def test_claude_code_shaped_request_reaches_upstream_byte_for_byte(gateway, api_
             {"role": "assistant", "content": [
                 {"type": "thinking", "thinking": "Greet back.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3h"},
                 {"type": "text", "text": "Hello!"}]},
-            {"role": "user", "content": [{"type": "text", "text": "what now?", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what now?", "cache_control": {"type": "ephemeral"}}]},
         ],
         "thinking": {"type": "adaptive"},
         "metadata": {"user_id": "user_" + "a" * 64 + "_account__session_1b4e28ba-2fa1-11d2-883f-0016d3cca427"},
@@ -272,6 +273,7 @@ def test_another_users_request_id_is_404(gateway, api_key, client):
 
 
 def test_a_second_key_of_the_same_user_sees_its_usage(gateway, email, api_key, client):
-    message = client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "x"}])
+    message = client.messages.create(
+        model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "x"}])
     sibling = gateway.new_key(email)
     assert usage_of(gateway, sibling, message._request_id)["output_tokens"] == message.usage.output_tokens

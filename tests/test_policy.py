@@ -117,7 +117,8 @@ def test_token_budget_refuses_with_the_seed_message_and_key_status_adds_up(gatew
     key = gateway.new_key(email, "--token-budget", "2600", "--window", "5h")
     ids = []
     while True:
-        status, headers, payload = post(gateway, key, message_body(max_tokens=400, text=f"[[sim:tokens=300]] {len(ids)}"))
+        body = message_body(max_tokens=400, text=f"[[sim:tokens=300]] {len(ids)}")
+        status, headers, payload = post(gateway, key, body)
         if status != 200:
             break
         ids.append(headers["request-id"])

@@ -76,7 +76,8 @@ def test_node_project_asks_npm_for_the_official_sdk_only(gateway, tmp_path):
     package = json.loads((project / "package.json").read_text())
     assert package["name"] == "node-app"
     assert list(package["dependencies"]) == ["@anthropic-ai/sdk"]
-    assert package["scripts"] == {"stream": "node --env-file=.env stream.mjs", "tools": "node --env-file=.env tools.mjs"}
+    assert package["scripts"] == {
+        "stream": "node --env-file=.env stream.mjs", "tools": "node --env-file=.env tools.mjs"}
     assert "ANTHROPIC_API_KEY=cc_user_x" in (project / ".env").read_text()
     readme = (project / "README.md").read_text()
     assert "npm install" in readme and "| sh" not in readme and "iex" not in readme

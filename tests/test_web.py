@@ -563,7 +563,8 @@ def test_bar_chart_scales_stacks_and_escapes():
     assert svg.count('<rect class="s0"') == 1 + 1  # one bar segment, one legend swatch
     assert svg.count('<rect class="s1"') == 2 + 1
     assert "a&lt;b&gt;" in svg and "Out &amp; more" in svg and "<b>" not in svg
-    heights = [float(h) for h in re.findall(r'<rect class="s\d" x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"', svg)]
+    bar = r'<rect class="s\d" x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"'
+    heights = [float(h) for h in re.findall(bar, svg)]
     assert heights[0] + heights[1] == pytest.approx(164)  # the tallest bar, 40, tops a scale of 4 x 10 on 164 px
     assert heights[2] == pytest.approx(164 * 5 / 40)
     assert re.findall(r'text-anchor="end">([^<]+)<', svg) == ["0", "10", "20", "30", "40"]
@@ -588,7 +589,8 @@ def test_login_throttle_forgets_old_failures_and_successes():
 def test_caps_fill_in_and_refuse_key_limits():
     caps = WebSettings(max_rpm=60, max_token_budget=1000)
     assert caps.cap(KeyLimits()) == KeyLimits(rpm=60, token_budget=1000)
-    assert caps.cap(KeyLimits(rpm=0, concurrency=0, token_budget=10)) == KeyLimits(rpm=60, concurrency=0, token_budget=10)
+    unlimited_rate = KeyLimits(rpm=0, concurrency=0, token_budget=10)
+    assert caps.cap(unlimited_rate) == KeyLimits(rpm=60, concurrency=0, token_budget=10)
     with pytest.raises(OperationError, match="token budget may be at most 1000"):
         caps.cap(KeyLimits(token_budget=1001))
     with pytest.raises(OperationError, match="invite code"):

@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -57,7 +57,7 @@ STATUS_REFRESH = 5.0  # seconds between reports of load alone; also keeps a live
 LOAD_FIELDS = ("in_flight", "requests_last_minute")
 
 
-def steady(health: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def steady(health: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
     """Account health without the load figures that change with every request."""
     return [{k: v for k, v in row.items() if k not in LOAD_FIELDS} for row in health]
 
@@ -198,7 +198,7 @@ class Gateway:
         """Changes made by the CLI or admin API reach this process within one interval, or at once
         when they are announced through Redis; the accounts' health goes the other way, for
         `ccgate accounts list` and the console."""
-        last_health: list[dict[str, Any]] = []
+        last_health: Sequence[Mapping[str, object]] = []
         reported = 0.0
         while True:
             with contextlib.suppress(TimeoutError):

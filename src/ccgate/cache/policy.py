@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
+
+from ccgate.dialects.wire import JsonObject
 
 # Stops that end a whole answer; anything else (max_tokens, refusal, pause) is not replayed.
 COMPLETE_STOPS = frozenset({"end_turn", "stop_sequence", "tool_use"})
@@ -27,13 +30,13 @@ class CacheSettings:
     exclude_models: frozenset[str] = frozenset()
 
 
-def bypass_requested(headers) -> bool:
+def bypass_requested(headers: Mapping[str, str]) -> bool:
     """`X-No-Cache: true` or `Cache-Control: no-cache` on the request."""
     return (headers.get("x-no-cache", "").strip().lower() in ("true", "1", "yes")
             or "no-cache" in headers.get("cache-control", "").lower())
 
 
-def request_key(request: dict, *, model_id: str, scope: str, betas: str) -> str:
+def request_key(request: JsonObject, *, model_id: str, scope: str, betas: str) -> str:
     """A hash of everything that changes the answer: the request's fields (the stream flag and
     metadata aside) with the model resolved, the beta features asked for, and the scope."""
     canonical = {name: value for name, value in request.items() if name not in NOT_IN_KEY}
@@ -42,7 +45,7 @@ def request_key(request: dict, *, model_id: str, scope: str, betas: str) -> str:
     return hashlib.blake2b(payload, digest_size=20).hexdigest()
 
 
-def storable(message: dict) -> bool:
+def storable(message: JsonObject) -> bool:
     return message.get("type") == "message" and message.get("stop_reason") in COMPLETE_STOPS
 
 
@@ -50,7 +53,7 @@ def hit_cost(original_micro: int, hit_price_bp: int) -> int:
     return -(-original_micro * hit_price_bp // 10_000)
 
 
-def tokens_saved(usage: dict) -> int:
+def tokens_saved(usage: Mapping[str, int | None]) -> int:
     """The original answer's input (cached or not) and output tokens."""
     return sum(usage.get(field) or 0 for field in (
         "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"))
@@ -62,8 +65,8 @@ class CachePolicy:
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
 
-    def key_for(self, *, key_id: str, user_id: int, key_cache_enabled: bool, model_id: str, request: dict,
-                headers) -> str | None:
+    def key_for(self, *, key_id: str, user_id: int, key_cache_enabled: bool, model_id: str, request: JsonObject,
+                headers: Mapping[str, str]) -> str | None:
         """The cache key, or None when this request must go upstream (a bypass)."""
         settings = self.settings
         if not settings.enabled or not key_cache_enabled or model_id in settings.exclude_models:

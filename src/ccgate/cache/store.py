@@ -83,7 +83,9 @@ class RedisResponseStore:
     async def get(self, key: str) -> tuple[bytes, float] | None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                value, ttl_ms = await pipe.get(self._prefix + key).pttl(self._prefix + key).execute()
+                pipe.get(self._prefix + key)
+                pipe.pttl(self._prefix + key)
+                value, ttl_ms = await pipe.execute()
         except RedisError:
             return None
         return (value, ttl_ms / 1000) if value is not None and ttl_ms > 0 else None

@@ -6,10 +6,12 @@ import copy
 
 import orjson
 
+from ccgate.dialects.wire import JsonObject
+
 TEXT_CHUNK = 64  # characters per replayed text delta
 
 
-def _delta_of(block: dict) -> list[dict]:
+def _delta_of(block: JsonObject) -> list[JsonObject]:
     """The deltas a replay sends for one finished block."""
     kind = block.get("type")
     if kind == "text":
@@ -23,7 +25,7 @@ def _delta_of(block: dict) -> list[dict]:
     return []
 
 
-def _opening(block: dict) -> dict:
+def _opening(block: JsonObject) -> JsonObject:
     """A block as content_block_start shows it: empty where deltas will fill it."""
     kind = block.get("type")
     if kind == "text":
@@ -35,13 +37,13 @@ def _opening(block: dict) -> dict:
     return block
 
 
-def message_events(message: dict) -> list[dict]:
+def message_events(message: JsonObject) -> list[JsonObject]:
     """The event sequence that streams `message`: message_start, each block's start, deltas and
     stop, message_delta with the final usage, message_stop."""
     usage = message.get("usage") or {}
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
              "usage": {**usage, "output_tokens": min(usage.get("output_tokens", 1), 1)}}
-    events: list[dict] = [{"type": "message_start", "message": start}]
+    events: list[JsonObject] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(message.get("content") or []):
         events.append({"type": "content_block_start", "index": index, "content_block": _opening(block)})
         events.extend({"type": "content_block_delta", "index": index, "delta": delta} for delta in _delta_of(block))
@@ -53,7 +55,7 @@ def message_events(message: dict) -> list[dict]:
     return events
 
 
-def encode_events(events: list[dict]) -> bytes:
+def encode_events(events: list[JsonObject]) -> bytes:
     """Events as Anthropic SSE bytes, each with its `event:` line."""
     return b"".join(b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
                     for event in events)
@@ -63,11 +65,11 @@ class MessageBuilder:
     """Rebuilds the whole message from stream events, the way the SDK's accumulator does."""
 
     def __init__(self) -> None:
-        self.message: dict | None = None
+        self.message: JsonObject | None = None
         self._partial_json: dict[int, str] = {}
         self.complete = False
 
-    def feed(self, event: dict) -> None:
+    def feed(self, event: JsonObject) -> None:
         kind = event.get("type")
         if kind == "message_start":
             self.message = copy.deepcopy(event["message"])
@@ -90,7 +92,7 @@ class MessageBuilder:
         elif kind == "message_stop":
             self.complete = True
 
-    def _apply(self, block: dict, index: int, delta: dict) -> None:
+    def _apply(self, block: JsonObject, index: int, delta: JsonObject) -> None:
         kind = delta.get("type")
         if kind == "text_delta":
             block["text"] = block.get("text", "") + delta["text"]

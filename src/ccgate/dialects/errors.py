@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from ccgate.dialects.wire import JsonObject
+
 
 class TranslationError(ValueError):
     """A request that is invalid or cannot be expressed upstream: the client gets a 400
@@ -60,7 +62,7 @@ def anthropic_error_body(error_type: str, message: str, request_id: str | None) 
     )
 
 
-def openai_error_object(error_type: str, message: str, code: str | None = None) -> dict:
+def openai_error_object(error_type: str, message: str, code: str | None = None) -> JsonObject:
     """OpenAI's `{"error": {...}}` for an Anthropic error.type."""
     return {
         "error": {

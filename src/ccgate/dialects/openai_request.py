@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import orjson
 
 from ccgate.dialects.errors import TranslationError
 from ccgate.dialects.models import reference_by_name
+from ccgate.dialects.wire import JsonObject
 
 JSON_OBJECT_INSTRUCTION = (
     "Respond with a single valid JSON object and nothing else: no prose before or after it, no code fences."
@@ -22,6 +24,10 @@ REASONING_EFFORTS: dict[str, tuple[int, str]] = {
     "high": (16384, "high"),
 }
 
+T = TypeVar("T")
+PartTypes = tuple[frozenset[str], frozenset[str]]
+"""Per role: the content part types translated, and those silently dropped (§8.1)."""
+
 _REFERENCE_MODELS = reference_by_name()
 _TOOL_CHOICE_KEYWORDS: dict[str, str] = {"auto": "auto", "none": "none", "required": "any"}
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.+)", re.DOTALL)
@@ -34,21 +40,21 @@ def _fail(param: str, reason: str) -> TranslationError:
     return TranslationError(f"{param}: {reason}", param)
 
 
-def _expect(value: object, kind: type, param: str) -> Any:
+def _expect(value: object, kind: type[T], param: str) -> T:
     """`value` if it is a `kind` (float accepts integers; only bool accepts booleans)."""
     accepted = (int, float) if kind is float else kind
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
         raise _fail(param, f"expected {_TYPE_NAMES[kind]}")
-    return value
+    return cast(T, value)
 
 
-def _optional(obj: dict, key: str, kind: type, param: str | None = None) -> Any:
+def _optional(obj: JsonObject, key: str, kind: type[T], param: str | None = None) -> T | None:
     """`obj[key]` checked against `kind`, or None when absent or null."""
     value = obj.get(key)
     return None if value is None else _expect(value, kind, param or key)
 
 
-def _required(obj: dict, key: str, kind: type, param: str | None = None) -> Any:
+def _required(obj: JsonObject, key: str, kind: type[T], param: str | None = None) -> T:
     """`obj[key]` checked against `kind`; absent or null is an error."""
     if obj.get(key) is None:
         raise _fail(param or key, "field required")
@@ -58,12 +64,12 @@ def _required(obj: dict, key: str, kind: type, param: str | None = None) -> Any:
 # --- content parts -------------------------------------------------------------------------------
 
 
-def _text_block(part: dict, param: str) -> dict | None:
+def _text_block(part: JsonObject, param: str) -> JsonObject | None:
     text = _required(part, "text", str, f"{param}.text")
     return {"type": "text", "text": text} if text else None
 
 
-def _image_block(part: dict, param: str) -> dict:
+def _image_block(part: JsonObject, param: str) -> JsonObject:
     """A base64 block for a data URL, a url block for an http(s) URL (never fetched)."""
     url = _required(_required(part, "image_url", dict, f"{param}.image_url"), "url", str, f"{param}.image_url.url")
     if match := _DATA_URL.fullmatch(url):
@@ -73,15 +79,16 @@ def _image_block(part: dict, param: str) -> dict:
     raise _fail(f"{param}.image_url.url", "expected a base64 data URL or an http(s) URL")
 
 
-_PART_TRANSLATORS = {"text": _text_block, "image_url": _image_block}
+_PART_TRANSLATORS: dict[str, Callable[[JsonObject, str], JsonObject | None]] = {
+    "text": _text_block, "image_url": _image_block,
+}
 
-# Per role: the part types translated, and the part types silently dropped (§8.1).
-_TEXT_ONLY = (frozenset({"text"}), frozenset())
-_USER_PARTS = (frozenset({"text", "image_url"}), frozenset({"input_audio", "file"}))
-_ASSISTANT_PARTS = (frozenset({"text"}), frozenset({"refusal"}))
+_TEXT_ONLY: PartTypes = (frozenset({"text"}), frozenset())
+_USER_PARTS: PartTypes = (frozenset({"text", "image_url"}), frozenset({"input_audio", "file"}))
+_ASSISTANT_PARTS: PartTypes = (frozenset({"text"}), frozenset({"refusal"}))
 
 
-def _part_block(part: object, param: str, parts: tuple[frozenset[str], frozenset[str]]) -> dict | None:
+def _part_block(part: object, param: str, parts: PartTypes) -> JsonObject | None:
     """The Anthropic block of one content part with its `cache_control`, or None when it is dropped."""
     part = _expect(part, dict, param)
     kind = _required(part, "type", str, f"{param}.type")
@@ -97,7 +104,7 @@ def _part_block(part: object, param: str, parts: tuple[frozenset[str], frozenset
     return block
 
 
-def _content_blocks(content: object, param: str, parts: tuple[frozenset[str], frozenset[str]]) -> list[dict]:
+def _content_blocks(content: object, param: str, parts: PartTypes) -> list[JsonObject]:
     """The non-empty Anthropic blocks of a message's content: a string, a list of parts, or null."""
     if content is None:
         return []
@@ -112,7 +119,7 @@ def _content_blocks(content: object, param: str, parts: tuple[frozenset[str], fr
 # --- messages ------------------------------------------------------------------------------------
 
 
-def _tool_input(arguments: str, param: str) -> dict:
+def _tool_input(arguments: str, param: str) -> JsonObject:
     """The parsed `arguments` JSON of a tool call; blank means no arguments."""
     if not arguments.strip():
         return {}
@@ -125,13 +132,13 @@ def _tool_input(arguments: str, param: str) -> dict:
     return parsed
 
 
-def _tool_use(call_id: str, function: dict, param: str) -> dict:
+def _tool_use(call_id: str, function: JsonObject, param: str) -> JsonObject:
     name = _required(function, "name", str, f"{param}.name")
     arguments = _required(function, "arguments", str, f"{param}.arguments")
     return {"type": "tool_use", "id": call_id, "name": name, "input": _tool_input(arguments, f"{param}.arguments")}
 
 
-def _tool_call_block(call: object, param: str) -> dict:
+def _tool_call_block(call: object, param: str) -> JsonObject:
     call = _expect(call, dict, param)
     if call.get("type", "function") != "function":
         raise _fail(f"{param}.type", "only function tool calls are supported")
@@ -139,8 +146,8 @@ def _tool_call_block(call: object, param: str) -> dict:
     return _tool_use(call_id, _required(call, "function", dict, f"{param}.function"), f"{param}.function")
 
 
-def _tool_result(tool_use_id: str, content: object, param: str) -> dict:
-    result: dict = {"type": "tool_result", "tool_use_id": tool_use_id}
+def _tool_result(tool_use_id: str, content: object, param: str) -> JsonObject:
+    result: JsonObject = {"type": "tool_result", "tool_use_id": tool_use_id}
     if blocks := _content_blocks(content, param, _TEXT_ONLY):
         result["content"] = blocks
     return result
@@ -150,8 +157,8 @@ class _Conversation:
     """Hoisted system blocks and merged user/assistant turns, built one OpenAI message at a time."""
 
     def __init__(self) -> None:
-        self.system: list[dict] = []
-        self.turns: list[dict] = []
+        self.system: list[JsonObject] = []
+        self.turns: list[JsonObject] = []
         self._function_call_id: str | None = None  # of the latest legacy assistant function_call
 
     def add(self, message: object, index: int) -> None:
@@ -175,7 +182,7 @@ class _Conversation:
         else:
             raise _fail(f"{param}.role", f"unknown role {role!r}")
 
-    def _assistant_blocks(self, message: dict, index: int) -> list[dict]:
+    def _assistant_blocks(self, message: JsonObject, index: int) -> list[JsonObject]:
         """Text, then tool_use blocks for `tool_calls` and the legacy `function_call`."""
         param = f"messages[{index}]"
         blocks = _content_blocks(message.get("content"), f"{param}.content", _ASSISTANT_PARTS)
@@ -186,7 +193,7 @@ class _Conversation:
             blocks.append(_tool_use(self._function_call_id, function_call, f"{param}.function_call"))
         return blocks
 
-    def _append(self, role: str, blocks: list[dict]) -> None:
+    def _append(self, role: str, blocks: list[JsonObject]) -> None:
         """Adds a turn, merging it into the previous one of the same role; empty turns vanish."""
         if not blocks:
             return
@@ -198,7 +205,7 @@ class _Conversation:
             self.turns[-1]["content"].sort(key=lambda block: block["type"] != "tool_result")
 
 
-def _conversation(body: dict) -> _Conversation:
+def _conversation(body: JsonObject) -> _Conversation:
     conversation = _Conversation()
     for index, message in enumerate(_required(body, "messages", list)):
         conversation.add(message, index)
@@ -207,7 +214,7 @@ def _conversation(body: dict) -> _Conversation:
     return conversation
 
 
-def _system(blocks: list[dict]) -> dict:
+def _system(blocks: list[JsonObject]) -> JsonObject:
     """`system` as one "\\n"-joined string, or as text blocks when one carries cache_control."""
     if not blocks:
         return {}
@@ -219,7 +226,7 @@ def _system(blocks: list[dict]) -> dict:
 # --- scalar fields -------------------------------------------------------------------------------
 
 
-def _max_tokens(body: dict, default: int) -> int:
+def _max_tokens(body: JsonObject, default: int) -> int:
     """max_completion_tokens ?? max_tokens ?? default."""
     limits = [(key, _optional(body, key, int)) for key in ("max_completion_tokens", "max_tokens")]
     for key, value in limits:
@@ -228,7 +235,7 @@ def _max_tokens(body: dict, default: int) -> int:
     return next((value for _, value in limits if value is not None), default)
 
 
-def _sampling(body: dict) -> dict:
+def _sampling(body: JsonObject) -> JsonObject:
     """temperature clamped to [0, 1]; top_p only without temperature (4.5/4.6 models reject both)."""
     temperature = _optional(body, "temperature", float)
     top_p = _optional(body, "top_p", float)
@@ -237,7 +244,7 @@ def _sampling(body: dict) -> dict:
     return {} if top_p is None else {"top_p": top_p}
 
 
-def _stop(body: dict) -> dict:
+def _stop(body: JsonObject) -> JsonObject:
     stop = body.get("stop")
     if stop is None:
         return {}
@@ -246,12 +253,12 @@ def _stop(body: dict) -> dict:
     return {"stop_sequences": sequences} if sequences else {}
 
 
-def _metadata(body: dict) -> dict:
+def _metadata(body: JsonObject) -> JsonObject:
     user = _optional(body, "user", str)
     return {"metadata": {"user_id": user}} if user else {}
 
 
-def _check_n(body: dict) -> None:
+def _check_n(body: JsonObject) -> None:
     if _optional(body, "n", int) not in (None, 1):
         raise _fail("n", "only n=1 is supported")
 
@@ -259,10 +266,10 @@ def _check_n(body: dict) -> None:
 # --- tools ---------------------------------------------------------------------------------------
 
 
-def _tool(function: object, param: str) -> dict:
+def _tool(function: object, param: str) -> JsonObject:
     """An Anthropic tool of an OpenAI function definition; `strict` is ignored (§8.1)."""
     function = _expect(function, dict, param)
-    tool: dict = {"name": _required(function, "name", str, f"{param}.name")}
+    tool: JsonObject = {"name": _required(function, "name", str, f"{param}.name")}
     if description := _optional(function, "description", str, f"{param}.description"):
         tool["description"] = description
     parameters = _optional(function, "parameters", dict, f"{param}.parameters")
@@ -270,14 +277,14 @@ def _tool(function: object, param: str) -> dict:
     return tool
 
 
-def _function_of(tool: object, param: str) -> dict:
+def _function_of(tool: object, param: str) -> JsonObject:
     tool = _expect(tool, dict, param)
     if tool.get("type") != "function":
         raise _fail(f"{param}.type", "only function tools are supported")
     return _required(tool, "function", dict, f"{param}.function")
 
 
-def _tools(body: dict) -> list[dict]:
+def _tools(body: JsonObject) -> list[JsonObject]:
     """`tools` then the legacy `functions`."""
     tools = _optional(body, "tools", list) or []
     functions = _optional(body, "functions", list) or []
@@ -286,17 +293,17 @@ def _tools(body: dict) -> list[dict]:
     ]
 
 
-def _keyword_choice(value: object, param: str) -> dict:
+def _keyword_choice(value: object, param: str) -> JsonObject:
     if not isinstance(value, str) or value not in _TOOL_CHOICE_KEYWORDS:
         raise _fail(param, "expected 'auto', 'none', 'required' or a named function")
     return {"type": _TOOL_CHOICE_KEYWORDS[value]}
 
 
-def _named_choice(function: dict, param: str) -> dict:
+def _named_choice(function: JsonObject, param: str) -> JsonObject:
     return {"type": "tool", "name": _required(function, "name", str, f"{param}.name")}
 
 
-def _tool_choice(body: dict) -> dict | None:
+def _tool_choice(body: JsonObject) -> JsonObject | None:
     """`tool_choice`, else the legacy `function_call`, as an Anthropic tool_choice."""
     if (choice := body.get("tool_choice")) is not None:
         if not isinstance(choice, dict):
@@ -309,7 +316,7 @@ def _tool_choice(body: dict) -> dict | None:
     return _named_choice(call, "function_call") if isinstance(call, dict) else _keyword_choice(call, "function_call")
 
 
-def _tooling(body: dict) -> dict:
+def _tooling(body: JsonObject) -> JsonObject:
     """`tools` and `tool_choice`, with `parallel_tool_calls: false` as disable_parallel_tool_use."""
     tools, choice = _tools(body), _tool_choice(body)
     if _optional(body, "parallel_tool_calls", bool) is False:
@@ -326,7 +333,7 @@ def _tooling(body: dict) -> dict:
 # --- response_format and reasoning_effort --------------------------------------------------------
 
 
-def _response_format(body: dict) -> tuple[list[dict], dict]:
+def _response_format(body: JsonObject) -> tuple[list[JsonObject], JsonObject]:
     """Extra system blocks, and request fields, that carry `response_format`."""
     response_format = _optional(body, "response_format", dict)
     if response_format is None:
@@ -390,7 +397,7 @@ def _apply_reasoning_effort(request: dict, body: dict) -> None:
 # --- the request ---------------------------------------------------------------------------------
 
 
-def to_anthropic_request(body: dict, *, default_max_tokens: int) -> dict:
+def to_anthropic_request(body: object, *, default_max_tokens: int) -> JsonObject:
     """The Anthropic Messages request of an OpenAI Chat Completions request; unknown fields are ignored.
 
     Raises TranslationError for input that is invalid or cannot be expressed.
@@ -403,7 +410,7 @@ def to_anthropic_request(body: dict, *, default_max_tokens: int) -> dict:
     _check_n(body)
     conversation = _conversation(body)
     format_system, format_fields = _response_format(body)
-    request: dict = {"model": model, "max_tokens": _max_tokens(body, default_max_tokens),
+    request: JsonObject = {"model": model, "max_tokens": _max_tokens(body, default_max_tokens),
                      "messages": conversation.turns}
     request |= _system(conversation.system + format_system)
     request |= _sampling(body) | _stop(body) | _metadata(body) | _tooling(body) | format_fields

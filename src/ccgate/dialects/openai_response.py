@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from ccgate.dialects.wire import JsonObject
+
 # Anthropic stop_reason -> OpenAI finish_reason; any other non-null stop_reason maps to "stop".
 FINISH_REASONS: dict[str, str] = {
     "end_turn": "stop",
@@ -26,7 +28,7 @@ def finish_reason(stop_reason: str | None) -> str | None:
     return FINISH_REASONS.get(stop_reason, "stop") if stop_reason else None
 
 
-def openai_usage(anthropic_usage: dict) -> dict:
+def openai_usage(anthropic_usage: JsonObject) -> JsonObject:
     """OpenAI usage, where prompt_tokens counts cached input too (§8.3)."""
     cached = anthropic_usage.get("cache_read_input_tokens") or 0
     prompt = (anthropic_usage.get("input_tokens") or 0) + (anthropic_usage.get("cache_creation_input_tokens") or 0)
@@ -42,23 +44,23 @@ def openai_usage(anthropic_usage: dict) -> dict:
     }
 
 
-def _tool_call(block: dict) -> dict:
+def _tool_call(block: JsonObject) -> JsonObject:
     """An OpenAI tool call of a complete Anthropic tool_use block."""
     arguments = orjson.dumps(block.get("input") or {}).decode()
     return {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
 
 
-def _message(content: list[dict]) -> dict:
+def _message(content: list[JsonObject]) -> JsonObject:
     """The OpenAI assistant message of Anthropic content blocks; thinking and server-tool blocks are dropped."""
     text = "".join(block["text"] for block in content if block.get("type") == "text")
-    message: dict = {"role": "assistant", "content": text or None, "refusal": None}
+    message: JsonObject = {"role": "assistant", "content": text or None, "refusal": None}
     calls = [_tool_call(block) for block in content if block.get("type") == "tool_use"]
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def to_openai_response(message: dict, *, created: int) -> dict:
+def to_openai_response(message: JsonObject, *, created: int) -> JsonObject:
     """The `chat.completion` of a complete, non-streamed Anthropic message."""
     return {
         "id": completion_id(message["id"]),

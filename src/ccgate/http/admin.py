@@ -12,9 +12,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ccgate.alerting import AlertError, AlertOperations
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
-from ccgate.alerting import AlertError, AlertOperations
 from ccgate.ops import KeyLimits, OperationError, Operations
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccgate.crypto import SecretBox
-from ccgate.store.rows import split_list
 from ccgate.store import repo
+from ccgate.store.rows import split_list
 
 
 @dataclass(frozen=True, slots=True)

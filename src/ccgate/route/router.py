@@ -11,9 +11,10 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypedDict
 
 from ccgate.obs.metrics import AccountGauge
 from ccgate.route.headroom import Window, exhausted, parse_ratelimit, windows_as_dict
@@ -39,7 +40,7 @@ class Health:
     last_error: str | None = None  # "cause: message", kept after the cooldown ends
     last_error_at: float | None = None
     in_flight: int = 0
-    recent: deque = field(default_factory=deque)  # start times of the last minute's requests
+    recent: deque[float] = field(default_factory=deque)  # start times of the last minute's requests
     headroom: float = 1.0  # the smallest remaining/limit fraction upstream reported
     windows: dict[str, Window] = field(default_factory=dict)  # the last anthropic-ratelimit-* windows seen
 
@@ -55,12 +56,12 @@ def cooldown_for(cause: str, consecutive_failures: int, retry_after: float | Non
         return min(retry_after if retry_after and retry_after > 0 else RATE_LIMIT_DEFAULT, RATE_LIMIT_CAP)
     if cause == "overloaded":
         return OVERLOAD_COOLDOWN
-    return min(FAILURE_BASE * 2 ** max(consecutive_failures - 1, 0), FAILURE_CAP)
+    return min(FAILURE_BASE * 2.0 ** max(consecutive_failures - 1, 0), FAILURE_CAP)
 
 
-def headroom_of(headers) -> float | None:
+def headroom_of(headers: Mapping[str, str]) -> float | None:
     """The tightest remaining/limit fraction among the upstream's anthropic-ratelimit-* headers."""
-    fractions = []
+    fractions: list[float] = []
     for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
         try:
             limit = float(headers[f"anthropic-ratelimit-{kind}-limit"])
@@ -72,13 +73,14 @@ def headroom_of(headers) -> float | None:
     return min(fractions) if fractions else None
 
 
-def rate_limit_wait(headers) -> float | None:
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait on a 429: `retry-after`, else the soonest anthropic-ratelimit-*-reset."""
     try:
         return float(headers["retry-after"])
     except (KeyError, ValueError):
         pass
-    now, waits = time.time(), []
+    now = time.time()
+    waits: list[float] = []
     for name, value in headers.items():
         if name.lower().startswith("anthropic-ratelimit-") and name.lower().endswith("-reset"):
             try:
@@ -87,6 +89,18 @@ def rate_limit_wait(headers) -> float | None:
                 continue
     positive = [wait for wait in waits if wait > 0]
     return min(positive) if positive else None
+
+
+class AccountHealth(TypedDict):
+    """One account's health as this process sees it: a row of account_status (process and time aside)."""
+
+    account_id: int
+    cooldown_until_ms: int | None
+    cause: str | None
+    last_error: str | None
+    last_error_ms: int | None
+    in_flight: int
+    requests_last_minute: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +180,7 @@ class Router:
     def end(self, account: Account) -> None:
         self.health_of(account).in_flight -= 1
 
-    def succeeded(self, account: Account, headers) -> None:
+    def succeeded(self, account: Account, headers: Mapping[str, str]) -> None:
         health = self.health_of(account)
         health.consecutive_failures = 0
         health.cause = None
@@ -218,10 +232,10 @@ class Router:
                 {kind: (window.limit, window.remaining) for kind, window in health.windows.items()}))
         return gauges + [AccountGauge(name, "disabled", 0, "disabled", {}) for name in disabled]
 
-    def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[AccountHealth]:
         """Each account's health as rows of account_status, for operators and the CLI."""
         now = time.time()
-        rows = []
+        rows: list[AccountHealth] = []
         for account in self.pool.accounts:
             health = self.health_of(account)
             rows.append({

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import orjson
 
+from ccgate.dialects.wire import JsonObject
+
 
 def _session_in_user_id(user_id: str) -> str | None:
     """Claude Code's session: `user_<hex>_account_<uuid>_session_<uuid>`, or JSON with `session_id`."""
@@ -21,7 +23,7 @@ def _session_in_user_id(user_id: str) -> str | None:
     return None
 
 
-def session_key(key_id: str, request: dict, session_header: str | None) -> str:
+def session_key(key_id: str, request: JsonObject, session_header: str | None) -> str:
     """A key-scoped session id: from `metadata.user_id`, the `x-claude-code-session-id` header, or
     else a hash of the system prompt and the first message (which a conversation keeps)."""
     metadata = request.get("metadata")

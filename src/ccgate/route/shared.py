@@ -31,7 +31,7 @@ def learn(entries: dict[str, tuple[int, float]], session: str, account_id: int, 
 class MemorySticky:
     """Session -> account for one process."""
 
-    trust = STICKY_TTL  # seconds an entry this process holds is good for
+    trust: float = STICKY_TTL  # seconds an entry this process holds is good for
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[int, float]] = {}  # session -> account, when it was learned
@@ -58,7 +58,7 @@ class RedisSticky(MemorySticky):
         super().__init__()
         self._redis = redis
         self._prefix = prefix
-        self._pending: set[asyncio.Task] = set()
+        self._pending: set[asyncio.Task[None]] = set()
         self._told: dict[str, tuple[int, float]] = {}  # session -> account, when Redis was last told
 
     async def get(self, session: str) -> int | None:

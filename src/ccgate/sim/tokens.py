@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -94,7 +95,7 @@ def chunk_text(text: str, tokens_per_chunk: int) -> list[tuple[str, int]]:
     starts = [match.start() for match in TOKEN_RE.finditer(text)]
     cuts = [0] + starts[tokens_per_chunk::tokens_per_chunk] + [len(text)]
     counts = [tokens_per_chunk] * (len(cuts) - 2) + [len(starts) - tokens_per_chunk * (len(cuts) - 2)]
-    return [(text[a:b], n) for a, b, n in zip(cuts, cuts[1:], counts) if a < b]
+    return [(text[a:b], n) for (a, b), n in zip(pairwise(cuts), counts, strict=True) if a < b]
 
 
 @dataclass(slots=True)

@@ -184,7 +184,7 @@ def _turns(messages: list[dict[str, Any]]) -> list[tuple[str, list[tuple[int, in
     turns: list[tuple[str, list[tuple[int, int, dict[str, Any]]]]] = []
     for i, message in enumerate(messages):
         content = message["content"]
-        blocks = list(zip([i] * len(content), range(len(content)), content)) if isinstance(content, list) \
+        blocks = [(i, j, block) for j, block in enumerate(content)] if isinstance(content, list) \
             else [(i, 0, {"type": "text"})]
         if turns and turns[-1][0] == message["role"]:
             turns[-1][1].extend(blocks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,7 +46,7 @@ class Decision:
     refused_by: str | None = None
     retry_after: float | None = None
     meters: list[Meter] = field(default_factory=list)
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, int] = field(default_factory=dict)  # the refusing limit's figures, for the message
 
 
 @dataclass(slots=True)
@@ -90,7 +91,7 @@ class AdmissionState(Protocol):
 
     async def standing(self, key_id: str, user_id: int, window_seconds: int) -> Standing: ...
 
-    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
         """The database's prepaid balances, which include every credit ledger entry up to the id given."""
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:

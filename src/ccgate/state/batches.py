@@ -31,7 +31,7 @@ def reachable() -> Iterator[None]:
         raise StateUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
-async def cancel(task: asyncio.Task | None) -> None:
+async def cancel(task: asyncio.Task[None] | None) -> None:
     """Cancel a background task and wait for it to end."""
     if task is not None:
         task.cancel()
@@ -44,7 +44,7 @@ class Run(NamedTuple):
     script: AsyncScript
     keys: list[str]
     args: list[Any]
-    reply: asyncio.Future | None
+    reply: asyncio.Future[Any] | None
 
 
 class ScriptBatches:
@@ -60,12 +60,12 @@ class ScriptBatches:
         self._queue: asyncio.Queue[Run] = asyncio.Queue()
         self._failed = 0  # runs nobody waited for that could not be applied, since the last flush
         self._queued = self._done = 0  # runs queued and runs done (applied or failed), ever
-        self._waiters: list[tuple[int, asyncio.Future]] = []
-        self._sender: asyncio.Task | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """The script's reply, from the next batch; StateUnavailable when Redis cannot be reached."""
-        reply = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._put(Run(script, keys, args, reply))
         return await reply
 
@@ -79,7 +79,7 @@ class ScriptBatches:
         target = self._queued
         if self._done >= target:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
         await waiter
 

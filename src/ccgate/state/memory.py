@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from collections.abc import Mapping
 
 from ccgate.state.base import MINUTE, Decision, Limits, Meter, Settlement, Standing
 
@@ -162,7 +163,7 @@ class MemoryState:
             balance_micro=self._balances.get(user_id), held_micro=self._held[user_id],
         )
 
-    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
         """The prepaid balances as the database has them (postpaid users carry None); being read
         between this process's own commits, they already include every credit entry."""
         self._balances = {user: balance for user, balance in balances.items() if balance is not None}

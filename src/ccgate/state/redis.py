@@ -29,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -321,14 +322,14 @@ def user_of(lease_id: str) -> int:
     return int(lease_id.split(".", 1)[0])
 
 
-def decision_of(reply: list, lease_id: str) -> Decision:
+def decision_of(reply: list[Any], lease_id: str) -> Decision:
     """The admission script's reply as a Decision."""
     if reply[0] == 1:
         meters = [Meter(name, limit, remaining, reset_ms / 1000) for name, limit, remaining, reset_ms in reply[1]]
         return Decision(True, lease_id=lease_id, meters=meters)
     _, refused_by, retry_ms, detail = reply
     return Decision(False, refused_by=refused_by, retry_after=seconds(retry_ms),
-                    detail=dict(zip(detail[::2], detail[1::2])))
+                    detail=dict(zip(detail[::2], detail[1::2], strict=True)))
 
 
 class RedisState:
@@ -355,7 +356,7 @@ class RedisState:
         self._credit = self._redis.register_script(CREDIT)
         self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
         self._batches = ScriptBatches(self._redis)
-        self._heartbeat: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -407,7 +408,7 @@ class RedisState:
             return 0
         keys = [name for key_id, lease_id in leases for name in self._lease_keys(key_id, lease_id)]
         with reachable():
-            return await self._renew(keys, [self._ttl_ms, *(lease_id for _, lease_id in leases)])
+            return int(await self._renew(keys, [self._ttl_ms, *(lease_id for _, lease_id in leases)]))
 
     def start_heartbeat(self) -> None:
         """Renew this process's leases every third of their TTL, until stop()."""
@@ -434,7 +435,7 @@ class RedisState:
                         requests_last_minute=requests, in_flight=in_flight,
                         balance_micro=None if balance is None else int(balance), held_micro=held)
 
-    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
         """Load the database's prepaid balances Redis does not hold yet, each marked as including every
         credit entry up to `credited_through`; once loaded, Redis is their live authority, kept current
         by commits and `apply_credits`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 from ccgate.obs import metrics
@@ -30,7 +30,7 @@ class ResilientState:
         self.local = local
         self._on_recovery = on_recovery
         self.degraded = False
-        self._probe: asyncio.Task | None = None
+        self._probe: asyncio.Task[None] | None = None
         metrics.REDIS_UP.set(1)
 
     def _degrade(self, error: Exception) -> None:
@@ -91,7 +91,7 @@ class ResilientState:
                 self._degrade(error)
         return await self.local.standing(key_id, user_id, window_seconds)
 
-    async def set_balances(self, balances: dict[int, int | None], credited_through: int = 0) -> None:
+    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
         """The database's balances: this process's fallback takes them all; Redis only those it lacks."""
         await self.local.set_balances(balances)
         if not self.degraded:

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sqlite_pragmas(dbapi_connection, _record) -> None:
+class Cursor(Protocol):
+    def execute(self, sql: str, /) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class Connection(Protocol):
+    """A DB-API connection: SQLAlchemy's pool hands one over, the ledger writer opens its own."""
+
+    def cursor(self) -> Cursor: ...
+
+
+def sqlite_pragmas(dbapi_connection: Connection, _record: object) -> None:
     """WAL survives kill -9 with synchronous=NORMAL; writers from the CLI wait, not fail."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -32,7 +48,7 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def alembic_config(url: str):
+def alembic_config(url: str) -> Config:
     """Alembic configuration pointing at the packaged migrations (imported only when migrating: a
     serving process need not carry Alembic)."""
     from alembic.config import Config

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Select, case, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Select, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccgate.store.rows import UsageRow
@@ -25,10 +26,29 @@ from ccgate.store.schema import (
 )
 
 Row = dict[str, Any]
+"""A database row by column name, as SQLAlchemy's mappings give it."""
+
+
+class UsageFilters(TypedDict, total=False):
+    """Which usage rows a report covers (`_usage_filters`' arguments); absent or None matches any row."""
+
+    user_id: int | None
+    key_id: str | None
+    model: str | None
+    since_ms: int | None
+    until_ms: int | None
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    """The integer primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise ValueError("the INSERT wrote no row")
+    return int(key[0])
 
 
 # -- configuration version: every admin change bumps it, every server checks it ----------------
@@ -42,7 +62,7 @@ async def bump_version(conn: AsyncConnection) -> None:
 
 
 def version_bumped(conn: AsyncConnection) -> bool:
-    return conn.info.get(BUMPED, False)
+    return bool(conn.info.get(BUMPED, False))
 
 
 def forget_bump(conn: AsyncConnection) -> None:
@@ -50,7 +70,7 @@ def forget_bump(conn: AsyncConnection) -> None:
 
 
 async def current_version(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(config_version.c.version))).scalar_one()
+    return int((await conn.execute(select(config_version.c.version))).scalar_one())
 
 
 # -- users --------------------------------------------------------------------------------------
@@ -61,7 +81,7 @@ async def insert_user(conn: AsyncConnection, email: str, password_hash: str | No
         email=email, password_hash=password_hash, is_admin=is_admin, disabled=False,
         balance_micro=balance_micro, created_ms=now_ms(),
     ))
-    return result.inserted_primary_key[0]
+    return _new_id(result)
 
 
 async def user_by_email(conn: AsyncConnection, email: str) -> Row | None:
@@ -134,7 +154,7 @@ async def revoked_key_hashes(conn: AsyncConnection) -> list[str]:
 
 async def insert_account(conn: AsyncConnection, values: Row) -> int:
     result = await conn.execute(insert(accounts).values(created_ms=now_ms(), **values))
-    return result.inserted_primary_key[0]
+    return _new_id(result)
 
 
 async def all_accounts(conn: AsyncConnection) -> list[Row]:
@@ -152,7 +172,7 @@ async def account_status_rows(conn: AsyncConnection, since_ms: int) -> list[Row]
     return [dict(row) for row in rows.mappings()]
 
 
-async def replace_account_status(conn: AsyncConnection, process: str, rows: list[Row]) -> None:
+async def replace_account_status(conn: AsyncConnection, process: str, rows: Sequence[Mapping[str, object]]) -> None:
     """This process's view of every account, replacing its previous one."""
     await conn.execute(delete(account_status).where(account_status.c.process == process))
     if rows:
@@ -201,7 +221,7 @@ async def insert_ledger(conn: AsyncConnection, user_id: int, kind: str, amount_m
 
 
 async def last_ledger_id(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(func.coalesce(func.max(ledger.c.id), 0)))).scalar_one()
+    return int((await conn.execute(select(func.coalesce(func.max(ledger.c.id), 0)))).scalar_one())
 
 
 async def credits_after(conn: AsyncConnection, entry_id: int) -> list[tuple[int, int, int]]:
@@ -261,8 +281,8 @@ async def usage_summary(conn: AsyncConnection, *, user_id: int | None = None, ke
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
-def _usage_filters(query: Select, *, user_id: int | None = None, key_id: str | None = None,
-                   model: str | None = None, since_ms: int | None = None, until_ms: int | None = None) -> Select:
+def _usage_filters(query: Select[Any], *, user_id: int | None = None, key_id: str | None = None,
+                   model: str | None = None, since_ms: int | None = None, until_ms: int | None = None) -> Select[Any]:
     """`query` narrowed to the usage rows of a user, key, model and time span (None: any)."""
     for column, value in ((usage.c.user_id, user_id), (usage.c.key_id, key_id), (usage.c.model, model)):
         if value is not None:
@@ -274,7 +294,7 @@ def _usage_filters(query: Select, *, user_id: int | None = None, key_id: str | N
     return query
 
 
-async def recent_usage(conn: AsyncConnection, *, limit: int, **filters) -> list[Row]:
+async def recent_usage(conn: AsyncConnection, *, limit: int, **filters: Unpack[UsageFilters]) -> list[Row]:
     """The newest usage rows matching `filters` (as `usage_summary` takes them), newest first."""
     query = _usage_filters(select(usage), **filters).order_by(usage.c.created_ms.desc()).limit(limit)
     return [dict(row) for row in (await conn.execute(query)).mappings()]

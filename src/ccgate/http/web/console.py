@@ -52,7 +52,7 @@ async def overview_page(request: Request) -> Response:
     minutes = range(this_minute - 59, this_minute + 1)
     seen = {row["minute"]: row for row in overview.per_minute}
     errors = [int(seen[m]["errors"]) if m in seen else 0 for m in minutes]
-    answered = [(seen[m]["requests"] if m in seen else 0) - failed for m, failed in zip(minutes, errors)]
+    answered = [(seen[m]["requests"] if m in seen else 0) - failed for m, failed in zip(minutes, errors, strict=True)]
     labels = [datetime.fromtimestamp(m * 60, UTC).strftime("%H:%M") for m in minutes]
     chart = bar_chart("Requests per minute, last hour (UTC)", labels,
                       [Series("Answered", answered), Series("Errors", errors)])
@@ -92,8 +92,10 @@ async def accounts_page(request: Request) -> Response:
 async def add_account(request: Request) -> Response:
     form = await read_form(request)
     await gateway_of(request).ops.add_account(
-        text(form, "name"), secret(form, "api_key").strip(), base_url=text(form, "base_url") or DEFAULT_BASE_URL,
-        priority=optional_whole(form, "priority", "Priority") or 0, weight=optional_whole(form, "weight", "Weight") or 1)
+        text(form, "name"), secret(form, "api_key").strip(),
+        base_url=text(form, "base_url") or DEFAULT_BASE_URL,
+        priority=optional_whole(form, "priority", "Priority") or 0,
+        weight=optional_whole(form, "weight", "Weight") or 1)
     return done("/console/accounts", "account-added")
 
 

@@ -88,11 +88,11 @@ class Gateway:
                 RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),
                 on_recovery=self._reload_balances)
             self.sticky = RedisSticky(self.redis, prefix + "sticky:")
-            self.broadcast = Broadcast(self.redis, settings.redis_url)
+            self.broadcast = broadcast = Broadcast(self.redis, settings.redis_url)
             health, configuration = prefix + HEALTH, prefix + CONFIGURATION
-            self.router.on_cooldown = lambda *cooldown: self.broadcast.publish(health, orjson.dumps(cooldown))
-            self.broadcast.on(health, lambda data: self.router.learn(*orjson.loads(data)))
-            self.broadcast.on(configuration, lambda _: self._configuration_changed.set())
+            self.router.on_cooldown = lambda *cooldown: broadcast.publish(health, orjson.dumps(cooldown))
+            broadcast.on(health, lambda data: self.router.learn(*orjson.loads(data)))
+            broadcast.on(configuration, lambda _: self._configuration_changed.set())
             announce = partial(announce_change, self.redis, configuration)
         else:
             self.state = MemoryState()
@@ -143,7 +143,7 @@ class Gateway:
         gc.set_threshold(20_000, 50, 1000)
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
         self._in_background(self.alerts.run())
-        if isinstance(self.state, ResilientState):
+        if isinstance(self.state, ResilientState) and self.broadcast is not None:
             self.state.shared.start_heartbeat()
             self.broadcast.start()
         metrics.DATABASE_UP.set(1)
@@ -156,7 +156,7 @@ class Gateway:
         await self.writer.stop()
         await self.observer.stop()
         await self.upstream.close()
-        if isinstance(self.state, ResilientState):
+        if isinstance(self.state, ResilientState) and self.broadcast is not None and self.redis is not None:
             await self.broadcast.stop()
             await self.state.close()
             await self.redis.aclose()

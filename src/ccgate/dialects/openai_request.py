@@ -350,7 +350,7 @@ def _response_format(body: JsonObject) -> tuple[list[JsonObject], JsonObject]:
     raise _fail("response_format.type", f"unsupported type {kind!r}")
 
 
-def _in_tool_loop(turns: list[dict]) -> bool:
+def _in_tool_loop(turns: list[JsonObject]) -> bool:
     """Whether the last assistant turn called tools without its thinking blocks: with thinking on, the API
     would need them back."""
     last = next((turn for turn in reversed(turns) if turn["role"] == "assistant"), None)
@@ -360,7 +360,7 @@ def _in_tool_loop(turns: list[dict]) -> bool:
     return "tool_use" in kinds and not kinds & {"thinking", "redacted_thinking"}
 
 
-def apply_thinking(request: dict, budget: int, adaptive_effort: str, param: str) -> None:
+def apply_thinking(request: JsonObject, budget: int, adaptive_effort: str, param: str) -> None:
     """Thinking for a reasoning effort: adaptive on the models that only support it, else a budget.
 
     Thinking forbids changed sampling, so temperature and top_p go; it also forbids forced tool use.
@@ -384,7 +384,7 @@ def apply_thinking(request: dict, budget: int, adaptive_effort: str, param: str)
     request.pop("top_p", None)
 
 
-def _apply_reasoning_effort(request: dict, body: dict) -> None:
+def _apply_reasoning_effort(request: JsonObject, body: JsonObject) -> None:
     """Thinking for `reasoning_effort` (OpenAI's format loses thinking blocks, so never mid tool loop)."""
     effort = _optional(body, "reasoning_effort", str)
     if effort in (None, "none"):

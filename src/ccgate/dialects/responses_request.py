@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
+from ccgate.dialects.errors import TranslationError
 from ccgate.dialects.openai_request import (
     _DATA_URL,
     JSON_OBJECT_INSTRUCTION,
     REASONING_EFFORTS,
-    TranslationError,
     _expect,
     _fail,
     _optional,
@@ -340,6 +340,7 @@ def _text_format(body: Json) -> tuple[list[Json], Json]:
     if kind == "json_object":
         return [{"type": "text", "text": JSON_OBJECT_INSTRUCTION}], {}
     if kind == "json_schema":
+        assert spec is not None  # kind came from it
         schema = _required(spec, "schema", dict, "text.format.schema")
         return [], {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
     raise _fail("text.format.type", f"unsupported type {kind!r}")

@@ -144,7 +144,8 @@ async def redeem_code(request: Request, gateway: Services, call: Call) -> Respon
         balance = await gateway.ops.redeem_code(key.user_id, code)
     except OperationError as error:
         raise GatewayError(400, str(error)) from None
-    return json_response(call, {"redeemed": True, "balance_micro": balance, "balance_usd": balance / 1_000_000})
+    return json_response(call, {"redeemed": True, "balance_micro": balance,
+                                "balance_usd": balance / 1_000_000 if balance is not None else None})
 
 
 async def healthz(request: Request) -> Response:

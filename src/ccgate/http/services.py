@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from ccgate.billing.catalog import Catalog
 from ccgate.config import Settings
+from ccgate.crypto import SecretBox
 from ccgate.gate.admission import Gate
 from ccgate.gate.keys import KeyRecord
 from ccgate.ops import Operations
@@ -23,6 +24,7 @@ class Services(Protocol):
     """The parts of one serving process that requests reach."""
 
     settings: Settings
+    box: SecretBox  # the server secret's keyed hash, for CSRF tokens
     ops: Operations
     gate: Gate
     state: AdmissionState

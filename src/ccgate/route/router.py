@@ -101,6 +101,8 @@ class AccountHealth(TypedDict):
     last_error_ms: int | None
     in_flight: int
     requests_last_minute: int
+    ratelimit: dict[str, dict[str, int | None]] | None  # the upstream's rate-limit windows
+    unroutable: str | None  # why no request can go to it right now
 
 
 @dataclass(frozen=True, slots=True)

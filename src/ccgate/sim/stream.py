@@ -44,7 +44,7 @@ def _block_events(index: int, block: dict[str, Any]) -> list[Event]:
     """content_block_start, its deltas and content_block_stop for one block."""
     kind = block["type"]
     if kind == "text":
-        start = {"type": "text", "text": ""}
+        start: dict[str, Any] = {"type": "text", "text": ""}
         deltas = [_delta(index, {"type": "text_delta", "text": piece}, n)
                   for piece, n in chunk_text(block["text"], TOKENS_PER_DELTA)]
     elif kind == "thinking":

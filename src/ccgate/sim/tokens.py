@@ -118,13 +118,14 @@ def prompt_segments(body: dict[str, Any]) -> list[Segment]:
         position += 1
         segments.append(Segment(b"tool", tool, count_json(without_cache_control(tool)), position,
                                 tool.get("cache_control"), True))
-    system = body.get("system") or ()
-    for block in [{"type": "text", "text": system}] if isinstance(system, str) else system:
+    system = body.get("system") or []
+    system_blocks: list[dict[str, Any]] = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    for block in system_blocks:
         position += 1
         segments.append(Segment(b"system", block, block_tokens(block), position, block.get("cache_control"), True))
     for message in body["messages"]:
         content = message["content"]
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
         tag = b"msg:" + message["role"].encode()
         previous = None
         for block in blocks:

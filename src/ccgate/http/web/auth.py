@@ -62,7 +62,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await gateway_of(request).ops.close_session(cookie(request, SESSION_COOKIE))
+    if (token := cookie(request, SESSION_COOKIE)) is not None:
+        await gateway_of(request).ops.close_session(token)
     response = RedirectResponse("/login?ok=logged-out", 303)
     clear_cookie(response, request, SESSION_COOKIE)
     return response

@@ -53,7 +53,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
                      f"{escape(describe(top * step / GRID_LINES))}</text>")
     parts.append('</g><g class="bars">')
     for index, label in enumerate(labels):
-        base = TOP + plot_height
+        base: float = TOP + plot_height
         for layer_index, layer in enumerate(series):
             value = layer.values[index]
             if value <= 0:

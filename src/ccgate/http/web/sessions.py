@@ -102,7 +102,7 @@ def anonymous(handler: Endpoint) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         form_cookie = cookie(request, FORM_COOKIE)
         fresh = form_cookie is None
-        if fresh:
+        if form_cookie is None:
             form_cookie = secrets.token_urlsafe(32)
         request.state.csrf = gateway_of(request).box.hash_key("csrf " + form_cookie)
         if request.method == "POST" and (fresh or not await _csrf_ok(request)):

@@ -6,18 +6,20 @@ Revises: 0005
 Create Date: 2026-12-01
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
 from ccgate.billing.reference_prices import reference_modifiers
-from ccgate.store.schema import USAGE_COST_COLUMNS
+from ccgate.store.rows import USAGE_COST_COLUMNS
 
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-def model_columns() -> list[sa.Column]:
+def model_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("long_context_threshold", sa.BigInteger, nullable=True),
         sa.Column("long_context_input_bp", sa.Integer, nullable=False, server_default="10000"),
@@ -31,7 +33,7 @@ def model_columns() -> list[sa.Column]:
     ]
 
 
-def usage_columns() -> list[sa.Column]:
+def usage_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("speed", sa.String(16), nullable=True),
         sa.Column("inference_geo", sa.String(16), nullable=True),

@@ -45,6 +45,11 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
+# Lint, types and the import layers first: zero findings, or nothing runs.
+.venv/bin/ruff check src tests bench
+.venv/bin/mypy
+.venv/bin/lint-imports
+
 # Every test on one process and SQLite; then the policy, pool and cache suites again, unchanged,
 # against three worker processes sharing PostgreSQL and Redis.
 # The tests wait on servers far more than they compute, so three run side by side.

@@ -12,12 +12,13 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import URL, Table, bindparam, case, insert, literal_column, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 from ccgate.obs.metrics import observe_ledger_commit
 from ccgate.store.db import sqlite_pragmas
@@ -31,6 +32,7 @@ CHECKPOINT_EVERY = 0.05  # seconds between the checkpointer's passes, while ther
 WRITER_CHECKPOINT_PAGES = 10_000  # the writer checkpoints by itself only past this many WAL pages
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a WAL file is cut back to once it restarts
 SQLITE = sqlite_dialect(paramstyle="named")
+Params = dict[str, Any]  # one row's bound parameters
 
 
 @dataclass(slots=True)
@@ -39,7 +41,7 @@ class UsageRecord:
 
     row: UsageRow
     prepaid: bool
-    done: asyncio.Future | None = None
+    done: asyncio.Future[None] | None = None
     on_commit: Callable[[], None] | None = None
 
 
@@ -48,7 +50,7 @@ class Job:
     """Work that must not interleave with commits (reading balances the commits change)."""
 
     run: Callable[[], Awaitable[None]]
-    done: asyncio.Future
+    done: asyncio.Future[None]
 
 
 class LedgerWriter:
@@ -74,7 +76,7 @@ class LedgerWriter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
@@ -86,7 +88,7 @@ class LedgerWriter:
         await self._idle.wait()
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        if self._sqlite is not None:
+        if self._sqlite is not None and self._thread is not None:
             self._thread.submit(self._sqlite.close).result()
             self._thread.shutdown()
 
@@ -167,16 +169,16 @@ class LedgerWriter:
 class BatchWrites:
     """What one batch changes: usage rows, prepaid debits with their ledger entries, keys' last use."""
 
-    usage_rows: list[dict]
-    ledger_rows: list[dict]
-    debits: list[dict]
-    last_used: list[dict]
+    usage_rows: list[Params]
+    ledger_rows: list[Params]
+    debits: list[Params]
+    last_used: list[Params]
 
     @classmethod
     def of(cls, batch: list[UsageRecord]) -> BatchWrites:
         debits: dict[int, int] = defaultdict(int)
         last_used: dict[str, int] = {}
-        ledger_rows = []
+        ledger_rows: list[Params] = []
         for record in batch:
             row = record.row
             last_used[row.key_id] = max(last_used.get(row.key_id, 0), row.created_ms)
@@ -190,16 +192,16 @@ class BatchWrites:
                    [{"uid": uid, "amount": amount} for uid, amount in debits.items()],
                    [{"kid": kid, "ts": ts} for kid, ts in last_used.items()])
 
-    def statements(self) -> list[tuple[Executable, list[dict]]]:
+    def statements(self) -> list[tuple[UpdateBase, list[Params]]]:
         """The batch as SQLAlchemy Core statements with their parameter lists (empty ones left out).
         The statements are built once and reused, so their compiled forms are too."""
-        plan = [
-            (_insert(usage, tuple(self.usage_rows[0])) if self.usage_rows else None, self.usage_rows),
-            (_insert(ledger, tuple(self.ledger_rows[0])) if self.ledger_rows else None, self.ledger_rows),
-            (DEBIT, self.debits),
-            (LAST_USED, self.last_used),
-        ]
-        return [(statement, rows) for statement, rows in plan if rows]
+        plan: list[tuple[UpdateBase, list[Params]]] = []
+        if self.usage_rows:
+            plan.append((_insert(usage, tuple(self.usage_rows[0])), self.usage_rows))
+        if self.ledger_rows:
+            plan.append((_insert(ledger, tuple(self.ledger_rows[0])), self.ledger_rows))
+        return plan + [(statement, rows) for statement, rows in ((DEBIT, self.debits), (LAST_USED, self.last_used))
+                       if rows]
 
     def execute(self, conn: Connection) -> None:
         for statement, rows in self.statements():
@@ -207,7 +209,7 @@ class BatchWrites:
 
 
 @functools.cache
-def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
+def _insert(table: Table, columns: tuple[str, ...]) -> UpdateBase:
     """An INSERT naming these columns (one SQL text, for executemany)."""
     return insert(table).values({name: bindparam(name) for name in columns})
 
@@ -224,11 +226,12 @@ class SqliteBatchWriter:
     thread hop would otherwise cost more than the writes themselves (measured: 900 -> 60 us a batch)."""
 
     def __init__(self, url: URL, background_checkpoints: bool) -> None:
+        assert url.database is not None, "an SQLite URL names its file"
         self._path = url.database
         self._background_checkpoints = background_checkpoints
         self._connection: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
-        self._sql: dict[Executable, str] = {}
+        self._sql: dict[UpdateBase, str] = {}
 
     def write(self, writes: BatchWrites) -> None:
         if self._connection is None:  # made in the writer's thread, used only there
@@ -250,7 +253,7 @@ class SqliteBatchWriter:
         if self._checkpointer is not None:
             self._checkpointer.wrote()
 
-    def _compiled(self, statement: Executable) -> str:
+    def _compiled(self, statement: UpdateBase) -> str:
         sql = self._sql.get(statement)
         if sql is None:
             sql = self._sql[statement] = str(statement.compile(dialect=SQLITE))

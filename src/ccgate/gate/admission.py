@@ -77,6 +77,7 @@ class Ticket:
 
     def _settlement(self, usage: Usage, cost: int) -> Settlement:
         limits = self.limits
+        assert self.decision.lease_id is not None, "an admitted request holds a lease"
         return Settlement(
             key_id=limits.key_id, user_id=limits.user_id, lease_id=self.decision.lease_id,
             reserve_tokens=limits.reserve_tokens, hold_micro=limits.hold_micro,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ccgate.billing.price_edit import MULTIPLIERS, PER_USE_USD, PriceEditError, modifier_values
@@ -23,6 +24,8 @@ class ModelOperations(OperationsBase):
                            modifiers: dict[str, float | int | None] | None = None) -> None:
         """Change a model's list prices (USD per million tokens), markup multiplier, availability or
         price modifiers (billing.price_edit: long context, fast mode, US-only, server tools, batch)."""
+        if any(value is not None and not math.isfinite(value) for value in (modifiers or {}).values()):
+            raise OperationError("a price modifier is a finite number")
         try:
             values: dict[str, Any] = modifier_values(modifiers or {})
         except PriceEditError as error:

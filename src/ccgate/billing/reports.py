@@ -154,9 +154,14 @@ def render_csv(by: GroupBy, rows: list[ReportRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([by.value, "requests", *COUNTS, *(f"cost_{name}_usd" for name in COMPONENTS), "cost_usd"])
     for row in rows:
-        writer.writerow([row.group, row.requests, *(row.counts[name] for name in COUNTS),
+        writer.writerow([_as_text(row.group), row.requests, *(row.counts[name] for name in COUNTS),
                          *(_dollars(row.cost_nano[name], 9) for name in COMPONENTS), _dollars(row.cost_micro, 6)])
     return out.getvalue()
+
+
+def _as_text(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (session ids come from clients)."""
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
 
 
 def _dollars(amount: int, decimals: int) -> str:

@@ -90,7 +90,7 @@ async def set_user_disabled(request: Request) -> Response:
 async def set_overdraft(request: Request) -> Response:
     form = await read_form(request)
     raw = text(form, "overdraft")
-    overdraft = None if raw.lower() in ("", "default") else number(form, "overdraft", "Overdraft")
+    overdraft = None if raw.lower() in ("", "default") else number(form, "overdraft", "Overdraft", negative=True)
     await gateway_of(request).ops.set_overdraft(text(form, "email"), overdraft)
     return done("/console/users", "user-changed")
 

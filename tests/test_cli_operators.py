@@ -8,6 +8,8 @@ import csv
 import http.server
 import io
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -195,23 +197,32 @@ def test_accounts_list_shows_headroom_and_why_an_account_is_unroutable(tmp_path)
     assert "unroutable" not in gateway.cli("accounts", "list").stdout, "routable while any process can route to it"
 
 
-def test_a_dead_worker_s_live_gauges_are_dropped(tmp_path, monkeypatch):
-    from ccgate.cli.workers import MetricsSupervisor
-    from ccgate.obs import metrics
+def test_serve_workers_share_a_metrics_directory_and_a_dead_worker_s_live_gauges_are_dropped(tmp_path):
+    from services import RedisServer
 
+    redis = RedisServer().start()
+    gateway = Gateway(tmp_path, extra_env={"CCGATE_REDIS_URL": redis.url,
+                                           "CCGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ccgate.sqlite3"},
+                      workers=2)
     directory = tmp_path / "prometheus"
-    monkeypatch.setenv(metrics.MULTIPROC_ENV, "")
-    metrics.prepare_multiprocess_dir(directory)
-    for pid in (101, 202):
-        (directory / f"gauge_livesum_{pid}.db").write_bytes(b"")
-        (directory / f"counter_{pid}.db").write_bytes(b"")
-
-    class Worker:
-        def __init__(self, pid: int) -> None:
-            self.pid = pid
-
-    supervisor = MetricsSupervisor.__new__(MetricsSupervisor)  # its parts that do not start processes
-    supervisor.processes = [Worker(202)]
-    supervisor._forget_gone({101, 202})
-    assert sorted(path.name for path in directory.iterdir()) == ["counter_101.db", "counter_202.db",
-                                                                 "gauge_livesum_202.db"]
+    directory.mkdir()
+    (directory / "gauge_livesum_1.db").write_bytes(b"")  # a worker of a previous run: emptied at start
+    try:
+        gateway.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pids = {int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("gauge_livesum_*.db")}
+            if len(pids) == 2:
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2 and 1 not in pids, sorted(path.name for path in directory.iterdir())
+        dead = min(pids)
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (directory / f"gauge_livesum_{dead}.db").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not list(directory.glob(f"gauge_live*_{dead}.db")), "the supervisor told the metrics"
+        assert list(directory.glob(f"*_{dead}.db")), "its counters and histograms stay in the sums"
+    finally:
+        gateway.stop()
+        redis.stop()

@@ -126,7 +126,7 @@ def test_models_set_changes_price_modifiers_and_bad_input_changes_nothing(tmp_pa
     assert "long context above 200,000 input tokens: input x2 output x1.5" in shown
     changed = read(gateway, f"select {MODIFIER_COLUMNS} from models where id = ?", model)
     assert changed == [(60_000, 60_000, 11_000, 20_000, 1_000, 200_000, 20_000, 15_000, 5_000, 3_000_000)]
-    for args, message in [(["--us-only-x", "0"], "us_geo: a multiplier above 0"),  # the rest: test_ops_operators
+    for args, message in [(["--us-only-x", "0"], "--us-only-x: a multiplier above 0"),  # the rest: test_ops_operators
                           (["--fast-x", "six"], "not a number"),
                           ([], "nothing to change")]:
         refused(gateway, "models", "set", model, *args, message=message)

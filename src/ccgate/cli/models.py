@@ -56,6 +56,14 @@ def modifier_value(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def in_flag_terms(message: str) -> str:
+    """A refusal naming a modifier as the operation calls it (us_geo: ...), named by its flag instead."""
+    for name, flag in MODIFIER_FLAGS.items():
+        if message.startswith(name + ":") or message.startswith(name + " "):
+            return "--" + flag + message[len(name):]
+    return message
+
+
 def set_model(args: argparse.Namespace) -> None:
     prices = {column: getattr(args, column) for column in PRICE_COLUMNS if getattr(args, column) is not None}
     modifiers = {name: getattr(args, name) for name in MODIFIERS if getattr(args, name) is not ...}
@@ -67,8 +75,11 @@ def set_model(args: argparse.Namespace) -> None:
         raise OperationError("nothing to change: give at least one flag (see `ccgate models set --help`)")
 
     async def action(ops: Operations) -> None:
-        await ops.update_model(args.model, prices_usd=prices or None, markup=args.markup, enabled=enabled,
-                               modifiers=modifiers)
+        try:
+            await ops.update_model(args.model, prices_usd=prices or None, markup=args.markup, enabled=enabled,
+                                   modifiers=modifiers)
+        except OperationError as error:
+            raise OperationError(in_flag_terms(str(error))) from None
         for model in await ops.models():
             if model["id"] == args.model:
                 print("\n".join(model_lines(model)))

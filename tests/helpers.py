@@ -79,3 +79,31 @@ def key_status(gateway, key: str) -> dict:
     status, _, payload = raw(gateway, "GET", "/v1/key-status", headers={"x-api-key": key})
     assert status == 200, payload
     return payload
+
+
+class FormSession:
+    """A signed-in browser without a browser: cookies kept, each form posted with its page's CSRF token;
+    a refused form's page (4xx) is returned like any other."""
+
+    def __init__(self, base_url: str) -> None:
+        import http.cookiejar
+
+        self.base_url = base_url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def open(self, request: urllib.request.Request | str) -> tuple[int, dict, str]:
+        if isinstance(request, str):
+            request = urllib.request.Request(self.base_url + request)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    def post_form(self, path: str, page: str, form: dict[str, str]) -> tuple[int, dict, str]:
+        import re
+        import urllib.parse
+
+        csrf = re.search(r'name="csrf" value="([^"]+)"', self.open(page)[2]).group(1)
+        data = urllib.parse.urlencode({"csrf": csrf, **form}).encode()
+        return self.open(urllib.request.Request(self.base_url + path, data=data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import anthropic
 
@@ -97,3 +98,58 @@ def test_openapi_describes_every_admin_operation(gateway):
     for operation in ("/users", "/users/{email}/credit", "/users/{email}/keys", "/keys/{key_id}", "/codes",
                       "/usage", "/accounts", "/accounts/{name}", "/users/{email}/ledger", "/settings"):
         assert operation in schema["paths"]
+
+
+def test_admin_ledger_check_reports_and_csv(gateway, email):
+    gateway.new_user("root-" + email, "--admin")
+    admin_key = gateway.new_key("root-" + email)
+    key = gateway.new_key(email)
+    anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0).messages.create(
+        model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-claude-code-session-id": "admin-" + email})
+    status, _, check = admin(gateway, "GET", "/ledger/check", admin_key)
+    assert status == 200 and check["ok"] is (check["findings"] == [])
+    assert check["summary"].startswith("ledger check:") and check["balances"] >= 0 and check["debits"] >= 0
+    rows = []
+    for _ in range(50):  # the usage row is committed just after the answer
+        status, _, rows = admin(gateway, "GET", "/reports?by=session", admin_key)
+        if any(row["group"] == "admin-" + email for row in rows):
+            break
+        time.sleep(0.1)
+    mine = next(row for row in rows if row["group"] == "admin-" + email)
+    assert mine["requests"] == 1 and mine["counts"]["output_tokens"] > 0 and mine["cost_micro"] > 0
+    status, headers, body = admin(gateway, "GET", "/reports?by=account&format=csv", admin_key)
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert body.decode().startswith("account,requests,input_tokens,") and "sim-main," in body.decode()
+    for query, message in [("by=week", "a report is by one of"), ("by=day&from=2026-01-02&to=2026-01-01", "is after"),
+                           ("by=day&from=yesterday", "not a date")]:
+        status, _, payload = admin(gateway, "GET", "/reports?" + query, admin_key)
+        assert status == 400 and message in payload["detail"], query
+
+
+def test_admin_sets_overdraft_and_price_modifiers_and_bad_input_changes_nothing(gateway, email):
+    gateway.new_user("root-" + email, "--admin")
+    admin_key = gateway.new_key("root-" + email)
+    gateway.new_user(email, "--credit-usd", "1")
+    status, _, answer = admin(gateway, "PATCH", f"/users/{email}", admin_key, {"overdraft_usd": 3})
+    assert status == 200 and answer["overdraft_micro"] == 3_000_000
+    for payload, message in [({"overdraft_usd": -1}, "an overdraft is $0 to $1,000,000"),
+                             ({"overdraft_usd": 2_000_000, "disabled": True}, "an overdraft is"),
+                             ({}, "nothing to change")]:
+        status, _, refused = admin(gateway, "PATCH", f"/users/{email}", admin_key, payload)
+        assert status == 400 and message in refused["detail"], payload
+    users = {user["email"]: user for user in admin(gateway, "GET", "/users", admin_key)[2]}
+    assert users[email]["overdraft_micro"] == 3_000_000 and not users[email]["disabled"]
+    assert admin(gateway, "PATCH", f"/users/{email}", admin_key, {"overdraft_usd": None})[2]["overdraft_micro"] is None
+
+    status, _, model = admin(gateway, "PATCH", "/models/claude-haiku-4-5-20251001", admin_key,
+                             {"modifiers": {"batch": 0.4, "web_fetch_usd": 0.001}})
+    assert status == 200 and model["batch_bp"] == 4_000 and model["web_fetch_price_micro"] == 1_000
+    status, _, refused = admin(gateway, "PATCH", "/models/claude-haiku-4-5-20251001", admin_key,
+                               {"modifiers": {"batch": 0.5, "us_geo": 0}})
+    assert status == 400 and "us_geo: a multiplier above 0" in refused["detail"]
+    assert admin(gateway, "PATCH", "/models/claude-nothing", admin_key, {"modifiers": {"batch": 0.5}})[0] == 404
+    models = {model["id"]: model for model in admin(gateway, "GET", "/models", admin_key)[2]}
+    assert models["claude-haiku-4-5-20251001"]["batch_bp"] == 4_000, "a refused change changes nothing"
+    admin(gateway, "PATCH", "/models/claude-haiku-4-5-20251001", admin_key,
+          {"modifiers": {"batch": 0.5, "web_fetch_usd": 0}})

@@ -100,6 +100,13 @@ async def _undebited(conn: AsyncConnection) -> list[Finding]:
     return [Finding(FindingKind.UNDEBITED_REQUEST, user_id, request_id, cost, 0) for user_id, request_id, cost in rows]
 
 
+async def books_extent(conn: AsyncConnection) -> tuple[int, int]:
+    """What a check covers: the number of prepaid balances and of request debits."""
+    balances = await conn.scalar(select(func.count()).select_from(users).where(users.c.balance_micro.is_not(None)))
+    debits = await conn.scalar(select(func.count()).select_from(ledger).where(ledger.c.kind == REQUEST))
+    return int(balances or 0), int(debits or 0)
+
+
 async def check_ledger(conn: AsyncConnection) -> list[Finding]:
     """Everything wrong with the books, by kind, then user, then request; empty when they balance."""
     findings = await _balances(conn) + await _debit_findings(conn) + await _undebited(conn)

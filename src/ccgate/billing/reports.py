@@ -1,11 +1,12 @@
-"""`report --by user|key|model|account|day --from --to [--csv]`: requests, tokens per class and cost
+"""`report --by user|key|model|account|day|session --from --to [--csv]`: requests, tokens per class and cost
 per component over a time span.
 
-By user, key, model and day the cost is what users were debited (markup included), summed from the
-usage rows' cost columns.  By account it is what Anthropic invoices that account: the tokens its
-requests really used (cache writes a session move caused included; answers served from the
-gateway's cache excluded, as they never reached it) priced at list price, without markup, by today's
-catalog (a model no longer in the catalog falls back to what was debited).
+By user, key, model, day and Claude Code session (x-claude-code-session-id) the cost is what users
+were debited (markup included), summed from the usage rows' cost columns.  By account it is what
+Anthropic invoices that account: the tokens its requests really used (cache writes a session move
+caused included; answers served from the gateway's cache excluded, as they never reached it) priced
+at list price, without markup, by today's catalog (a model no longer in the catalog falls back to
+what was debited).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_
           "web_search_requests", "web_fetch_requests")
 NANO: int = SCALE // NANO_PER_MICRO  # exact cost units per nano-dollar
 NO_ACCOUNT = "(none)"  # requests that reached no upstream account
+NO_SESSION = "(none)"  # requests that named no Claude Code session
 
 
 class GroupBy(StrEnum):
@@ -48,6 +50,7 @@ class GroupBy(StrEnum):
     MODEL = "model"
     ACCOUNT = "account"
     DAY = "day"
+    SESSION = "session"
 
 
 @dataclass(slots=True)
@@ -70,6 +73,8 @@ def _group_column(by: GroupBy) -> ColumnElement[Any]:
         return usage.c.model
     if by is GroupBy.ACCOUNT:
         return func.coalesce(accounts.c.name, literal(NO_ACCOUNT))
+    if by is GroupBy.SESSION:
+        return func.coalesce(usage.c.session_id, literal(NO_SESSION))
     return usage.c.created_ms // DAY_MS
 
 
@@ -150,9 +155,14 @@ def render_csv(by: GroupBy, rows: list[ReportRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([by.value, "requests", *COUNTS, *(f"cost_{name}_usd" for name in COMPONENTS), "cost_usd"])
     for row in rows:
-        writer.writerow([row.group, row.requests, *(row.counts[name] for name in COUNTS),
+        writer.writerow([_as_text(row.group), row.requests, *(row.counts[name] for name in COUNTS),
                          *(_dollars(row.cost_nano[name], 9) for name in COMPONENTS), _dollars(row.cost_micro, 6)])
     return out.getvalue()
+
+
+def _as_text(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (session ids come from clients)."""
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
 
 
 def _dollars(amount: int, decimals: int) -> str:

@@ -8,10 +8,10 @@ import argparse
 import logging
 import sys
 
-from ccgate.cli import accounts, data, demo, keys, scaffold, serve, settings, users
+from ccgate.cli import accounts, alerts, billing, data, demo, keys, models, scaffold, serve, settings, users
 from ccgate.ops import OperationError
 
-MODULES = (serve, demo, data, scaffold, users, keys, settings, accounts)
+MODULES = (serve, demo, data, scaffold, users, keys, settings, accounts, models, billing, alerts)
 SERVICES = {"serve", "sim", "demo", "migrate"}  # commands that log their progress; the others print results
 
 

@@ -43,8 +43,21 @@ def add_account(args: argparse.Namespace) -> None:
     with_operations(action)
 
 
+def window_text(kind: str, window: dict[str, int | None], now_ms: int) -> str:
+    """One rate-limit window, e.g. "input-tokens 12,000/30,000 (whole in 42s)"."""
+    def count(value: int | None) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    text = f"{kind} {count(window.get('remaining'))}/{count(window.get('limit'))}"
+    reset_ms = window.get("reset_ms")
+    if reset_ms is not None and reset_ms > now_ms:
+        text += f" (whole in {(reset_ms - now_ms) / 1000:.0f}s)"
+    return text
+
+
 def account_line(account: dict[str, Any], now_ms: int) -> str:
-    """One account as `accounts list` shows it: state, cooldown and its cause, load, last error."""
+    """One account as `accounts list` shows it: state, cooldown and its cause, load, headroom (what its
+    rate-limit windows have left, and why it cannot be routed to now), last error."""
     if not account["enabled"]:
         state = f"DISABLED ({account['disabled_reason'] or 'by operator'})"
     elif account["cooldown_until_ms"] and account["cooldown_until_ms"] > now_ms:
@@ -57,6 +70,10 @@ def account_line(account: dict[str, Any], now_ms: int) -> str:
              f"priority {account['priority']}", f"weight {account['weight']}"]
     if account["models"]:
         parts.append(f"models {account['models']}")
+    windows = account.get("ratelimit") or {}
+    parts.extend(window_text(kind, window, now_ms) for kind, window in windows.items())
+    if account.get("unroutable"):
+        parts.append(f"unroutable: {account['unroutable']}")
     if account["last_error"]:
         parts.append(f"last error: {account['last_error']}")
     return "  ".join(parts)

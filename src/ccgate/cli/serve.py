@@ -31,9 +31,11 @@ def serve(args: argparse.Namespace) -> None:
     print(f"ccgate listening on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(data: {settings.data_dir}; users are told to call {settings.public_url})", flush=True)
     if args.workers > 1:
+        from ccgate.cli.workers import run_workers
+
         os.environ["CCGATE_WORKERS"] = str(args.workers)  # read by each worker's Settings
-        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers,
-                    **uvicorn_options(args.host, args.port))
+        run_workers("ccgate.app:create_app", args.workers, settings.data_dir / "prometheus",
+                    uvicorn_options(args.host, args.port))
     else:
         uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(args.host, args.port))).run()
 

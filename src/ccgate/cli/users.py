@@ -29,6 +29,38 @@ def disable_user(args: argparse.Namespace) -> None:
     with_operations(action)
 
 
+def user_line(user: dict[str, Any]) -> str:
+    """One user as `users list` shows it: email, role, state, credit and overdraft."""
+    credit = "postpaid" if user["balance_micro"] is None else f"credit {usd(user['balance_micro'])}"
+    overdraft = "default" if user["overdraft_micro"] is None else usd(user["overdraft_micro"])
+    return "  ".join([user["email"], "admin" if user["is_admin"] else "user",
+                      "disabled" if user["disabled"] else "active", credit, f"overdraft {overdraft}"])
+
+
+def list_users(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        for user in await ops.users():
+            print(user_line(user))
+
+    with_operations(action)
+
+
+def overdraft_amount(text: str) -> float | None:
+    """`default` (None: the operator's default) or an amount of dollars (checked by the operation)."""
+    if text.strip().lower() == "default":
+        return None
+    return dollars(allow_negative=True)(text)
+
+
+def set_overdraft(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        overdraft = await ops.set_overdraft(args.email, args.usd)
+        print(f"{args.email} may go " + ("as far below zero as the operator's default allows" if overdraft is None
+                                         else f"{usd(overdraft)} below zero"))
+
+    with_operations(action)
+
+
 def grant_credit(args: argparse.Namespace) -> None:
     async def action(ops: Operations) -> None:
         balance = await ops.grant_credit(args.email, args.usd, args.note)
@@ -69,6 +101,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--password")
     parser.add_argument("--admin", action="store_true")
     parser.add_argument("--credit-usd", type=dollars(allow_negative=False), help="prepaid credit (omit: postpaid)")
+    command(users, "list", list_users, "users with their credit and overdraft")
+    parser = command(users, "overdraft", set_overdraft,
+                     "how far below zero a prepaid user's balance may go ('default': the operator's default)")
+    parser.add_argument("email")
+    parser.add_argument("usd", metavar="USD|default", type=overdraft_amount)
     for verb, disable in (("disable", True), ("enable", False)):
         command(users, verb, disable_user, f"{verb} a user and all of their keys", disable=disable) \
             .add_argument("email")

@@ -9,13 +9,14 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from ccgate.alerting import AlertError, AlertOperations
+from ccgate.billing.reports import GroupBy, render_csv
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
-from ccgate.ops import KeyLimits, OperationError, Operations
+from ccgate.ops import MAX_OVERDRAFT_USD, MODIFIERS, PRICE_COLUMNS, REPORT_GROUPS, KeyLimits, OperationError, Operations
 
 
 class UserIn(BaseModel):
@@ -26,7 +27,19 @@ class UserIn(BaseModel):
 
 
 class UserPatch(BaseModel):
-    disabled: bool
+    disabled: bool | None = None
+    overdraft_usd: float | None = Field(default=None, description="how far below zero a prepaid balance may go, "
+                                        f"$0 to ${MAX_OVERDRAFT_USD:,}; null: the operator's default")
+
+
+class ModelPatch(BaseModel):
+    prices_usd: dict[str, float] | None = Field(default=None, description="list prices in USD per million tokens, "
+                                                f"by column: {', '.join(PRICE_COLUMNS)}")
+    markup: float | None = Field(default=None, description="multiplier on list prices, e.g. 1.2")
+    enabled: bool | None = None
+    modifiers: dict[str, float | None] | None = Field(
+        default=None, description=f"price modifiers: {', '.join(MODIFIERS)}; multipliers as numbers such as 1.1, "
+        "per-use prices in USD; null removes fast mode or the long-context tier")
 
 
 class Grant(BaseModel):
@@ -145,10 +158,18 @@ def create_admin_api() -> FastAPI:
         user_id = await ops.add_user(body.email, password=body.password, admin=body.admin, credit_usd=body.credit_usd)
         return {"id": user_id, "email": body.email.strip().lower()}
 
-    @api.patch("/users/{email}", summary="Disable or enable a user")
+    @api.patch("/users/{email}", summary="Disable or enable a user, or set their overdraft")
     async def patch_user(email: str, body: UserPatch, ops: Ops) -> dict:
-        await ops.set_user_disabled(email, body.disabled)
-        return {"email": email, "disabled": body.disabled}
+        if not body.model_fields_set & {"disabled", "overdraft_usd"} or (
+                "disabled" in body.model_fields_set and body.disabled is None):
+            raise OperationError("nothing to change: give disabled (true or false) or overdraft_usd")
+        answer: dict = {"email": email}
+        if "overdraft_usd" in body.model_fields_set:
+            answer["overdraft_micro"] = await ops.set_overdraft(email, body.overdraft_usd)
+        if body.disabled is not None:
+            await ops.set_user_disabled(email, body.disabled)
+            answer["disabled"] = body.disabled
+        return answer
 
     @api.post("/users/{email}/credit", summary="Grant credit (negative to correct)")
     async def grant(email: str, body: Grant, ops: Ops) -> dict:
@@ -250,6 +271,35 @@ def create_admin_api() -> FastAPI:
             values["disabled_reason"] = None if values["enabled"] else "disabled by operator"
         await ops.update_account(name, **values)
         return {"name": name}
+
+    @api.get("/models", summary="The model catalog: list prices, markup, price modifiers, aliases")
+    async def models(ops: Ops) -> list[dict]:
+        return await ops.models()
+
+    @api.patch("/models/{model_id}", summary="Change a model's prices, markup, price modifiers or availability")
+    async def patch_model(model_id: str, body: ModelPatch, ops: Ops) -> dict:
+        await ops.update_model(model_id, prices_usd=body.prices_usd, markup=body.markup, enabled=body.enabled,
+                               modifiers=body.modifiers)
+        return next(model for model in await ops.models() if model["id"] == model_id)
+
+    @api.get("/ledger/check", summary="Whether every balance equals its ledger and every request is debited its "
+             "cost exactly once; what is wrong otherwise")
+    async def ledger_check(ops: Ops) -> dict:
+        check = await ops.ledger_check()
+        return {"ok": check.ok, "summary": check.summary(), "balances": check.balances, "debits": check.debits,
+                "findings": [asdict(finding) | {"description": finding.describe()} for finding in check.findings]}
+
+    @api.get("/reports", summary="Requests, tokens per class and cost per component by user, key, model, account "
+             "(what Anthropic invoices it, at list price), day or Claude Code session", response_model=None)
+    async def reports(ops: Ops, by: Annotated[str, Query(description=f"one of {', '.join(REPORT_GROUPS)}")],
+                      start: Annotated[str | None, Query(alias="from", description="first day, YYYY-MM-DD")] = None,
+                      end: Annotated[str | None, Query(alias="to", description="last day (included)")] = None,
+                      format: Literal["json", "csv"] = "json") -> list[dict] | Response:
+        rows = await ops.report(by, start, end)
+        if format == "csv":
+            return PlainTextResponse(render_csv(GroupBy(by), rows), media_type="text/csv",
+                                     headers={"content-disposition": f'attachment; filename="ccgate-{by}.csv"'})
+        return [asdict(row) for row in rows]
 
     @api.get("/settings", summary="The dashboard's sign-up policy and the caps on keys users create")
     async def settings(ops: Ops) -> dict:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from ccgate.ops.common import DEFAULT_BASE_URL, OperationError, OperationsBase
+from ccgate.route.headroom import merge_reports
 from ccgate.store import repo
 
 STATUS_FRESH_MS = 15_000  # a process silent this long is gone; its report no longer counts
@@ -14,7 +15,8 @@ STATUS_FRESH_MS = 15_000  # a process silent this long is gone; its report no lo
 
 def with_health(account: dict[str, Any], reports: list[dict[str, Any]]) -> dict[str, Any]:
     """An account without its credentials, with its health summed over the server processes' `reports`:
-    the longest cooldown and its cause, the newest error, requests in flight and in the last minute."""
+    the longest cooldown and its cause, the newest error, requests in flight and in the last minute, and
+    its headroom (route.headroom: the newest rate-limit windows, and why it cannot be routed to now)."""
     mine = [report for report in reports if report["account_id"] == account["id"]]
     cooling = max(mine, key=lambda r: r["cooldown_until_ms"] or 0, default=None)
     erring = max(mine, key=lambda r: r["last_error_ms"] or 0, default=None)
@@ -25,7 +27,7 @@ def with_health(account: dict[str, Any], reports: list[dict[str, Any]]) -> dict[
         "last_error_ms": erring["last_error_ms"] if erring else None,
         "in_flight": sum(r["in_flight"] for r in mine),
         "requests_last_minute": sum(r["requests_last_minute"] for r in mine),
-    }
+    } | merge_reports(mine)
 
 
 class AccountOperations(OperationsBase):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from ccgate.billing.price_edit import MULTIPLIERS, PER_USE_USD, PriceEditError, modifier_values
 from ccgate.ops.common import OperationError, OperationsBase, usd_to_micro
 from ccgate.store import repo
 
+MODIFIERS = ("long_context_threshold", *MULTIPLIERS, *PER_USE_USD)  # operator names of the price modifiers
 PRICE_COLUMNS = ("input_price", "output_price", "cache_write_5m_price", "cache_write_1h_price", "cache_read_price")
 
 
@@ -17,9 +20,16 @@ class ModelOperations(OperationsBase):
             return [{**row, "aliases": aliases} for row, aliases in await repo.models_with_aliases(conn)]
 
     async def update_model(self, model_id: str, *, prices_usd: dict[str, float] | None = None,
-                           markup: float | None = None, enabled: bool | None = None) -> None:
-        """Change a model's list prices (USD per million tokens), markup multiplier or availability."""
-        values: dict[str, Any] = {}
+                           markup: float | None = None, enabled: bool | None = None,
+                           modifiers: dict[str, float | int | None] | None = None) -> None:
+        """Change a model's list prices (USD per million tokens), markup multiplier, availability or
+        price modifiers (billing.price_edit: long context, fast mode, US-only, server tools, batch)."""
+        if any(value is not None and not math.isfinite(value) for value in (modifiers or {}).values()):
+            raise OperationError("a price modifier is a finite number")
+        try:
+            values: dict[str, Any] = modifier_values(modifiers or {})
+        except PriceEditError as error:
+            raise OperationError(str(error)) from None
         for column, usd in (prices_usd or {}).items():
             if column not in PRICE_COLUMNS or not 0 <= usd <= 1_000_000:
                 raise OperationError(f"{column.replace('_', ' ')}: a price is $0 to $1,000,000 per million tokens")

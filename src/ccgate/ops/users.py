@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from ccgate.ops.common import EMAIL, OperationError, OperationsBase, check_password, usd_to_micro
 from ccgate.store import repo
 
+MAX_OVERDRAFT_USD = 1_000_000
+
 
 def without_password(user: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in user.items() if k != "password_hash"}
@@ -49,6 +51,17 @@ class UserOperations(OperationsBase):
         user = await self.user(email)
         async with self._changing() as conn:
             await repo.update_user(conn, user["id"], {"disabled": disabled})
+
+    async def set_overdraft(self, email: str, usd: float | None) -> int | None:
+        """How far below zero a prepaid user's balance may go, in USD; None: the operator's default.
+        Returns the stored value in micro-dollars."""
+        if usd is not None and not 0 <= usd <= MAX_OVERDRAFT_USD:  # NaN fails too
+            raise OperationError(f"an overdraft is $0 to ${MAX_OVERDRAFT_USD:,} (or default), not {usd}")
+        user = await self.user(email)
+        overdraft = usd_to_micro(usd) if usd is not None else None
+        async with self._changing() as conn:
+            await repo.update_user(conn, user["id"], {"overdraft_micro": overdraft})
+        return overdraft
 
     async def set_password(self, email: str, password: str) -> None:
         """The operator sets a user's password (every session of the user ends)."""

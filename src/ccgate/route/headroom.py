@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,7 @@ def exhausted(windows: Mapping[str, Window], now_ms: int) -> str | None:
     return None
 
 
-def merge_reports(reports: list[Mapping[str, Any]]) -> dict[str, Any]:
+def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One account's headroom over the live processes' account_status rows: the newest windows any
     process saw, and a reason it cannot be routed to only if no process can route to it."""
     seen = [report for report in reports if report.get("ratelimit")]

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ccgate.http.web import auth, console, dashboard, usage
+from ccgate.http.web import auth, console, console_alerts, console_reports, dashboard, usage
 from ccgate.http.web.docs import docs_page
 from ccgate.http.web.headers import SecurityHeaders
 from ccgate.http.web.sessions import Endpoint, anonymous, form_action, signed_in
@@ -69,13 +69,19 @@ def create_web_app(gateway: Services) -> Starlette:
               signed_in(form_action(dashboard.change_password, on_error=dashboard.account_page)), methods=["POST"]),
         *_console("/console", console.overview_page, {}),
         *_console("/console/users", console.users_page,
-                  {"/credit": console.grant_credit, "/disabled": console.set_user_disabled}),
+                  {"/credit": console.grant_credit, "/disabled": console.set_user_disabled,
+                   "/overdraft": console.set_overdraft}),
         *_console("/console/accounts", console.accounts_page,
                   {"": console.add_account, "/enabled": console.set_account_enabled,
                    "/key": console.replace_account_key}),
         *_console("/console/models", console.models_page, {"": console.change_model}),
         *_console("/console/codes", console.codes_page, {"": console.create_codes}),
         *_console("/console/settings", console.settings_page, {"": console.save_settings}),
+        *_console("/console/reports", console_reports.reports_page, {}),
+        Route("/console/reports.csv", signed_in(console_reports.reports_csv, admin=True), methods=["GET"]),
+        *_console("/console/alerts", console_alerts.alerts_page,
+                  {"": console_alerts.add_webhook, "/enabled": console_alerts.set_webhook_enabled,
+                   "/remove": console_alerts.remove_webhook, "/test": console_alerts.test_alert}),
         Mount("/static", app=StaticFiles(directory=STATIC)),
     ]
     app = Starlette(routes=pages, middleware=[Middleware(SecurityHeaders)])

@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ccgate.billing.price_edit import MULTIPLIERS, PER_USE_USD
 from ccgate.http.web.charts import Series, bar_chart
 from ccgate.http.web.forms import (
     FormError,
@@ -18,10 +20,11 @@ from ccgate.http.web.forms import (
     secret,
     text,
 )
-from ccgate.http.web.render import done, gateway_of, render
+from ccgate.http.web.render import done, gateway_of, plain, render
 from ccgate.http.web.sessions import session_of
 from ccgate.ops import (
     DEFAULT_BASE_URL,
+    MODIFIERS,
     PRICE_COLUMNS,
     SIGNUP_MODES,
     WebSettings,
@@ -29,6 +32,7 @@ from ccgate.ops import (
 )
 
 MAX_CODES_AT_ONCE = 100
+CLEARABLE_MODIFIERS = ("long_context_threshold", "fast_input", "fast_output")  # an empty field removes these
 
 
 def account_rows(accounts: list[dict], now_ms: int) -> list[dict]:
@@ -83,6 +87,14 @@ async def set_user_disabled(request: Request) -> Response:
     return done("/console/users", "user-changed")
 
 
+async def set_overdraft(request: Request) -> Response:
+    form = await read_form(request)
+    raw = text(form, "overdraft")
+    overdraft = None if raw.lower() in ("", "default") else number(form, "overdraft", "Overdraft", negative=True)
+    await gateway_of(request).ops.set_overdraft(text(form, "email"), overdraft)
+    return done("/console/users", "user-changed")
+
+
 async def accounts_page(request: Request) -> Response:
     accounts = account_rows(await gateway_of(request).ops.list_accounts(), _now_ms())
     return render(request, "console_accounts.html", title="Upstream accounts", accounts=accounts,
@@ -115,9 +127,48 @@ async def replace_account_key(request: Request) -> Response:
     return done("/console/accounts", "account-changed")
 
 
+MODIFIER_LABELS = {"long_context_threshold": "Long context above (input tokens)", "long_context_input": "input ×",
+                   "long_context_output": "output ×", "fast_input": "Fast mode: input ×", "fast_output": "output ×",
+                   "us_geo": "US-only ×", "batch": "Batch ×", "web_search_usd": "Web search $/use",
+                   "web_fetch_usd": "Web fetch $/use"}
+
+
+def modifier_inputs(model: dict) -> dict[str, str]:
+    """A model's price modifiers as its form's fields show them: multipliers such as 1.1, dollars per use,
+    a token count; empty when there is none (no fast mode, no long-context tier)."""
+    shown: dict[str, str] = {}
+    for name in MODIFIERS:
+        value = model[MULTIPLIERS.get(name) or PER_USE_USD.get(name) or name]
+        if value is None:
+            shown[name] = ""
+        elif name in MULTIPLIERS:
+            shown[name] = f"{value / 10_000:g}"
+        elif name in PER_USE_USD:
+            shown[name] = plain(value)
+        else:
+            shown[name] = str(value)
+    return shown
+
+
 async def models_page(request: Request) -> Response:
-    return render(request, "console_models.html", title="Models and prices",
-                  models=await gateway_of(request).ops.models(), price_columns=PRICE_COLUMNS)
+    models = await gateway_of(request).ops.models()
+    return render(request, "console_models.html", title="Models and prices", models=models,
+                  price_columns=PRICE_COLUMNS, modifiers={model["id"]: modifier_inputs(model) for model in models},
+                  modifier_labels=MODIFIER_LABELS)
+
+
+def modifier_fields(form: FormData) -> dict[str, float | None]:
+    """The price modifiers a model's form gives: an empty field leaves a modifier as it is, or removes
+    fast mode or the long-context tier."""
+    modifiers: dict[str, float | None] = {}
+    for name in MODIFIERS:
+        if name not in form:
+            continue
+        if text(form, name):
+            modifiers[name] = number(form, name, name.replace("_", " "))
+        elif name in CLEARABLE_MODIFIERS:
+            modifiers[name] = None
+    return modifiers
 
 
 async def change_model(request: Request) -> Response:
@@ -125,7 +176,7 @@ async def change_model(request: Request) -> Response:
     prices = {column: number(form, column, column.replace("_", " ")) for column in PRICE_COLUMNS}
     await gateway_of(request).ops.update_model(text(form, "model_id"), prices_usd=prices,
                                                markup=number(form, "markup", "Markup"),
-                                               enabled=form.get("enabled") == "on")
+                                               enabled=form.get("enabled") == "on", modifiers=modifier_fields(form))
     return done("/console/models", "model-changed")
 
 

@@ -28,6 +28,10 @@ NOTICES = {
     "account-changed": "The upstream account is changed.",
     "model-changed": "The model is changed.",
     "settings-saved": "Settings saved.",
+    "webhook-added": "The webhook is added.",
+    "webhook-changed": "The webhook is changed.",
+    "webhook-removed": "The webhook is removed, with its delivery log.",
+    "alert-tested": "A test alert was sent to every enabled webhook; its outcome is in the delivery log below.",
 }
 
 

@@ -117,7 +117,8 @@ async def update_key(conn: AsyncConnection, key_id: str, values: Row) -> int:
 async def load_live_keys(conn: AsyncConnection) -> list[Row]:
     """Every unrevoked key with the facts of its user that admission needs."""
     query = (
-        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro, users.c.is_admin)
+        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro, users.c.is_admin,
+               users.c.overdraft_micro)
         .join(users, users.c.id == api_keys.c.user_id)
         .where(api_keys.c.revoked_ms.is_(None))
     )

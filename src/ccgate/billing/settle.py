@@ -9,7 +9,7 @@ from typing import Protocol
 import orjson
 
 from ccgate.billing.ledger import LedgerWriter
-from ccgate.billing.prices import ModelPrice, Usage, cost_micro
+from ccgate.billing.prices import Usage
 from ccgate.dialects.sse import event_data, event_name
 from ccgate.store.rows import UsageRow
 
@@ -18,8 +18,6 @@ log = logging.getLogger("ccgate.settle")
 
 class Hold(Protocol):
     """What admission lent the request (gate.admission.Ticket): given back exactly once."""
-
-    def billable(self, cost: int) -> int: ...
 
     def on_commit(self, usage: Usage, cost: int) -> Callable[[], None]: ...
 
@@ -44,14 +42,6 @@ def capture_usage(usage: Usage, blocks: list[bytes]) -> tuple[bool, str | None]:
     return over, error_type
 
 
-def request_cost(model: ModelPrice | None, usage: Usage, *, session_moved: bool) -> int:
-    """List price of what happened; a cache write the gateway caused by moving a session to
-    another account is priced as a read."""
-    if model is None:
-        return 0
-    return cost_micro(model, usage.writes_as_reads() if session_moved else usage)
-
-
 class Settler:
     """Commits usage rows through the group-commit ledger writer."""
 
@@ -59,9 +49,9 @@ class Settler:
         self.writer = writer
 
     async def settle(self, row: UsageRow, budget_use: Usage, hold: Hold, *, prepaid: bool) -> None:
-        """Commit the row and its debit, then give the hold back (from the writer, right after the
-        commit, so the hold never lapses before its debit exists); raises if the database failed."""
-        row.cost_micro = hold.billable(row.cost_micro)
+        """Commit the row and its exact debit (never capped at the hold), then give the hold back (from the
+        writer, right after the commit, so the hold never lapses before its debit exists); raises if the
+        database failed."""
         try:
             await self.writer.record(row, prepaid=prepaid, on_commit=hold.on_commit(budget_use, row.cost_micro))
         except Exception:

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from ccgate.alerting import AlertMonitor, AlertOperations
-from ccgate.billing.estimate import UsageEstimator
 from ccgate.billing.catalog import Catalog
+from ccgate.billing.estimate import UsageEstimator
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.settle import Settler
 from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client

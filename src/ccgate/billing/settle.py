@@ -1,4 +1,4 @@
-"""Settlement: capture what a request used, price it, and commit its usage row and debit."""
+"""Settlement: commit a priced request's usage row and its exact debit."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-import orjson
-
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.prices import Usage
-from ccgate.dialects.sse import event_data, event_name
 from ccgate.store.rows import UsageRow
 
 log = logging.getLogger("ccgate.settle")
@@ -22,24 +19,6 @@ class Hold(Protocol):
     def on_commit(self, usage: Usage, cost: int) -> Callable[[], None]: ...
 
     def release(self) -> None: ...
-
-
-def capture_usage(usage: Usage, blocks: list[bytes]) -> tuple[bool, str | None]:
-    """Fold the usage of whole stream events into `usage`: input and cache tokens from
-    `message_start`, output from the last `message_delta`.  Returns (answer over, error type)."""
-    over, error_type = False, None
-    for block in blocks:
-        name = event_name(block)
-        if name == b"message_start":
-            usage.update(orjson.loads(event_data(block))["message"].get("usage") or {})
-        elif name == b"message_delta":
-            usage.update(orjson.loads(event_data(block)).get("usage") or {})
-        elif name == b"message_stop":
-            over = True
-        elif name == b"error":
-            error_type = (orjson.loads(event_data(block)).get("error") or {}).get("type", "error")
-            over = True
-    return over, error_type
 
 
 class Settler:

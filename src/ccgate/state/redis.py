@@ -335,6 +335,28 @@ return redis.call('INCRBY', KEYS[1], ARGV[2])
 """
 
 
+HELD = """
+-- What a user's live leases hold.  KEYS: holds, held.
+local now = now_ms()
+local sum = 0
+for _, lease in ipairs(redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')) do
+  sum = sum + (tonumber(redis.call('HGET', KEYS[2], lease)) or 0)
+end
+return sum
+"""
+
+
+async def credit_held(url: str, prefix: str, user_id: int) -> int:
+    """What a user's requests in flight hold in Redis, on every process (for a correction made from the
+    CLI, which sees no server's memory); raises StateUnavailable if Redis does not answer."""
+    client = Redis.from_url(url, decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        with reachable():
+            return int(await client.eval(LIBRARY + HELD, 2, f"{prefix}holds:{user_id}", f"{prefix}held:{user_id}"))
+    finally:
+        await client.aclose()
+
+
 class UserKeys(NamedTuple):
     balance: str
     holds: str

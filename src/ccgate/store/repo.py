@@ -82,14 +82,14 @@ async def prepaid_balances(conn: AsyncConnection) -> dict[int, int]:
     return {user_id: balance for user_id, balance in rows}
 
 
-async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int) -> int | None:
-    """Add `delta_micro` to a user's balance (a postpaid user becomes prepaid) unless it would go below
-    zero; the new balance, or None when refused."""
-    result = await conn.execute(
-        update(users).where(users.c.id == user_id)
-        .where(func.coalesce(users.c.balance_micro, 0) + delta_micro >= 0)
-        .values(balance_micro=func.coalesce(users.c.balance_micro, 0) + delta_micro)
-        .returning(users.c.balance_micro))
+async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int, floor_micro: int = 0) -> int | None:
+    """Add `delta_micro` to a user's balance (a postpaid user becomes prepaid); a deduction is refused
+    if it would take the balance below `floor_micro`.  The new balance, or None when refused."""
+    query = update(users).where(users.c.id == user_id)
+    if delta_micro < 0:
+        query = query.where(func.coalesce(users.c.balance_micro, 0) + delta_micro >= floor_micro)
+    result = await conn.execute(query.values(balance_micro=func.coalesce(users.c.balance_micro, 0) + delta_micro)
+                                .returning(users.c.balance_micro))
     return result.scalar_one_or_none()
 
 

@@ -207,7 +207,7 @@ def credit_refusal(detail: dict, max_tokens: int, expected: Callable[[int], Esti
     if "balance_micro" in detail:
         standing = (f" (balance {usd(detail['balance_micro'])}, overdraft {usd(detail['overdraft_micro'])}, "
                     f"held by requests in flight {usd(detail['held_micro'])})")
-    advice = f"top up {usd(needed - available)}"
+    advice = f"top up {usd(-(-(needed - available) // 10_000) * 10_000)}"  # to the cent above
     if expected is not None:
         tokens = fitting_max_tokens(lambda tokens: expected(tokens).cost_micro <= available, max_tokens)
         if tokens is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import signal
 
 import orjson
 import pytest
@@ -24,6 +25,7 @@ from ccgate.pipeline.context import Call
 from ccgate.state.base import Limits
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
+from ccgate.state.resilient import ResilientState
 from fakes import (
     HAIKU,
     Core,
@@ -373,3 +375,49 @@ async def test_key_status_shows_available_credit_the_overdraft_and_what_is_held(
     assert credit["overdraft_micro"] == 250_000 and credit["held_micro"] > 0
     assert credit["available_micro"] == 1_000_000 + 250_000 - credit["held_micro"]
     await running
+
+
+# -- 6. Redis down: the per-process fallback ----------------------------------------------------------
+
+async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact_again_after(tmp_path):
+    """The issue: a user with $0.07 ended at -$0.11 (the fallback missed every settlement made through
+    Redis, and Redis kept its stale figure after the outage)."""
+    server = started_redis(tmp_path)
+    database = {1: 100_000}  # what the ledger says, as the reload on recovery reads it
+
+    async def reload() -> None:
+        await state.set_balances(dict(database), 0)
+
+    state = ResilientState(RedisState(server.url, prefix="fallback:", timeout=0.3), MemoryState(), reload)
+    assert server.process is not None
+
+    async def spend(hold: int, cost_micro: int) -> bool:
+        limits = Limits(key_id="k", user_id=1, rpm=None, concurrency=None, token_budget=None, window_seconds=3600,
+                        reserve_tokens=0, hold_micro=hold, overdraft_micro=0)
+        decision = await state.admit(limits)
+        if decision.admitted:
+            Ticket(state, limits, decision).on_commit(Usage(), cost_micro)()
+            database[1] -= cost_micro
+        return decision.admitted
+
+    try:
+        await state.set_balances(dict(database))
+        assert await spend(10_000, 70_000)  # through Redis, and exactly (70,000 is more than the hold)
+        await state.shared.flush()
+        server.process.send_signal(signal.SIGSTOP)  # Redis stops answering, keeping its data
+        assert not await spend(40_000, 0), "the fallback knows the balance is 30,000, not 100,000"
+        assert state.degraded
+        assert await spend(20_000, 20_000)
+        server.process.send_signal(signal.SIGCONT)
+        for _ in range(100):
+            if not state.degraded:
+                break
+            await asyncio.sleep(0.05)
+        assert not state.degraded
+        standing = await state.shared.standing("k", 1, 3600)
+        assert standing.balance_micro == database[1] == 10_000, "Redis missed the outage's debit: overwritten"
+        assert (await state.local.standing("k", 1, 3600)).balance_micro == 10_000
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        await state.close()
+        server.stop()

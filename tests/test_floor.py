@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import math
 import signal
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -16,16 +17,20 @@ from hypothesis import strategies as st
 
 from ccgate.billing.meter import StreamMeter, delta_tokens, output_allowance
 from ccgate.billing.prices import RequestFlags, Usage, cost
+from ccgate.config import Settings
+from ccgate.crypto import SecretBox
 from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.dialects.openai import OpenAIDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Defaults, Gate, Ticket
 from ccgate.gate.keys import KeyRecord
+from ccgate.ops import OperationError, Operations
 from ccgate.pipeline.context import Call
 from ccgate.state.base import Limits
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
+from ccgate.store.db import create_engine, migrate
 from fakes import (
     HAIKU,
     Core,
@@ -421,3 +426,32 @@ async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact
         server.process.send_signal(signal.SIGCONT)
         await state.close()
         server.stop()
+
+
+# -- 7. corrections respect the floor -------------------------------------------------------------------
+
+async def test_a_correction_below_the_floor_counting_holds_in_flight_is_refused(tmp_path, redis_url):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'credit.sqlite3'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    settings = replace(Settings.from_env(), redis_url=redis_url, redis_prefix="credit:", default_overdraft_micro=0)
+    ops = Operations(engine, SecretBox(b"s" * 32), settings)
+    shared = RedisState(redis_url, prefix="credit:")
+    try:
+        user_id = await ops.add_user("a@example.com", credit_usd=1.0)
+        await shared.set_balances({user_id: 1_000_000})
+        limits = Limits(key_id="k", user_id=user_id, rpm=None, concurrency=None, token_budget=None,
+                        window_seconds=3600, reserve_tokens=0, hold_micro=600_000)
+        assert (await shared.admit(limits)).admitted  # a request in flight on some server holds $0.60
+        with pytest.raises(OperationError, match=r"below their floor.*\$0\.600000 held by requests in flight"):
+            await ops.grant_credit("a@example.com", -0.5)
+        assert await ops.grant_credit("a@example.com", -0.4) == 600_000
+        settings = replace(settings, redis_url=None, default_overdraft_micro=200_000)
+        ops = Operations(engine, SecretBox(b"s" * 32), settings)
+        with pytest.raises(OperationError, match="below their floor"):
+            await ops.grant_credit("a@example.com", -0.81)
+        assert await ops.grant_credit("a@example.com", -0.8) == -200_000  # down to the overdraft
+        assert await ops.grant_credit("a@example.com", 0.1) == -100_000, "a grant is never refused"
+    finally:
+        await shared.stop()
+        await engine.dispose()

@@ -200,7 +200,7 @@ def limited(message: str, wait: float | None, limit: int | None, name: str) -> G
     return error
 
 
-def credit_refusal(detail: dict, max_tokens: int, expected: Callable[[int], Estimate] | None) -> GatewayError:
+def credit_refusal(detail: dict[str, int], max_tokens: int, expected: Callable[[int], Estimate] | None) -> GatewayError:
     """402: what the request is expected to cost, what is available, and how to make it fit."""
     needed, available = detail["needed_micro"], detail["available_micro"]
     standing = ""

@@ -23,7 +23,7 @@ from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.dialects.openai import OpenAIDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Defaults, Gate, Ticket
-from ccgate.gate.keys import KeyRecord
+from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.ops import OperationError, Operations
 from ccgate.pipeline.context import Call
 from ccgate.state.base import Limits
@@ -31,6 +31,7 @@ from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
 from ccgate.store.db import create_engine, migrate
+from ccgate.store.repo import load_live_keys
 from fakes import (
     HAIKU,
     Core,
@@ -454,4 +455,28 @@ async def test_a_correction_below_the_floor_counting_holds_in_flight_is_refused(
         assert await ops.grant_credit("a@example.com", 0.1) == -100_000, "a grant is never refused"
     finally:
         await shared.stop()
+        await engine.dispose()
+
+
+async def test_an_operator_sets_a_users_overdraft_and_admission_reads_it(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'overdraft.sqlite3'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    ops = Operations(engine, SecretBox(b"s" * 32), Settings.from_env())
+    try:
+        await ops.add_user("b@example.com", credit_usd=0.0)
+        await ops.create_key("b@example.com")
+        await ops.set_overdraft("b@example.com", 0.25)
+        async with engine.connect() as conn:
+            [record] = [(await KeyDirectory.load(conn)).lookup(row["key_hash"]) for row in await load_live_keys(conn)]
+        assert record is not None and record.overdraft_micro == 250_000
+        state = MemoryState()
+        await state.set_balances({record.user_id: 0})
+        gate = Gate(state, Defaults())
+        assert await gate.admit(record, HAIKU, body_size=len(BODY), max_tokens=100), "$0 plus a $0.25 overdraft"
+        with pytest.raises(OperationError, match="positive"):
+            await ops.set_overdraft("b@example.com", -1)
+        await ops.set_overdraft("b@example.com", None)
+        assert (await ops.user("b@example.com"))["overdraft_micro"] is None
+    finally:
         await engine.dispose()

@@ -37,6 +37,21 @@ def grant_credit(args: argparse.Namespace) -> None:
     with_operations(action)
 
 
+def dollars_or_default(text: str) -> float | None:
+    """An overdraft in USD, or None for `default`."""
+    return None if text == "default" else dollars(allow_negative=False)(text)
+
+
+def set_overdraft(args: argparse.Namespace) -> None:
+    async def action(ops: Operations) -> None:
+        amount = args.usd
+        await ops.set_overdraft(args.email, amount)
+        print(f"{args.email} may go " + ("as far below zero as the default overdraft" if amount is None
+                                         else f"down to -{usd(usd_to_micro(amount))}") + " while requests run")
+
+    with_operations(action)
+
+
 def ledger_line(entry: dict[str, Any]) -> str:
     """One ledger entry as `credit show` prints it: when (UTC), what, how much, why."""
     when = datetime.fromtimestamp(entry["created_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -79,6 +94,10 @@ def register(commands: Any) -> None:
     parser.add_argument("usd", type=dollars(allow_negative=True))
     parser.add_argument("--note")
     command(credit, "show", show_credit, "a user's balance and dated ledger").add_argument("email")
+    parser = command(credit, "overdraft", set_overdraft, "how far below zero a balance may go while requests run")
+    parser.add_argument("email")
+    parser.add_argument("usd", type=dollars_or_default,
+                        help="an amount in USD, or `default` for CCGATE_DEFAULT_OVERDRAFT_USD")
 
     codes = group(commands, "codes", "redemption codes")
     parser = command(codes, "create", create_codes, "create codes users redeem for credit")

@@ -44,6 +44,15 @@ class CreditOperations(UserOperations):
         except StateUnavailable:
             return 0
 
+    async def set_overdraft(self, email: str, usd: float | None) -> None:
+        """How far below zero the user's balance may go while requests run; None: the operator's default
+        (CCGATE_DEFAULT_OVERDRAFT_USD).  Servers pick it up at their next configuration reload."""
+        if usd is not None and usd < 0:
+            raise OperationError("an overdraft is how far below zero a balance may go: give it as a positive amount")
+        user = await self.user(email)
+        async with self._changing() as conn:
+            await repo.update_user(conn, user["id"], {"overdraft_micro": None if usd is None else usd_to_micro(usd)})
+
     async def ledger(self, email: str) -> list[dict[str, Any]]:
         user = await self.user(email)
         async with self.engine.connect() as conn:

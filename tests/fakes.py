@@ -137,6 +137,18 @@ def stream_events(payload: dict | None = None) -> list[bytes]:
     return [block + b"\n\n" for block in events.split(b"\n\n")[:-1]]
 
 
+def long_stream_events(deltas: int, piece: str = "word " * 8, *, input_tokens: int = 12,
+                       output_tokens: int | None = None) -> list[bytes]:
+    """A streamed text answer of `deltas` content deltas of `piece` each, one chunk per event; the final
+    message_delta reports `output_tokens` (default: a token per 4 characters)."""
+    reported = output_tokens if output_tokens is not None else deltas * len(piece) // 4
+    events = message_events(message("", input_tokens=input_tokens, output_tokens=reported))
+    start = next(i for i, event in enumerate(events) if event["type"] == "content_block_start") + 1
+    events[start:start] = [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+                           for _ in range(deltas)]
+    return [block + b"\n\n" for block in encode_events(events).split(b"\n\n")[:-1]]
+
+
 def stream(chunks: list[bytes | Exception | Pause] | None = None) -> FakeResponse:
     return FakeResponse(200, chunks if chunks is not None else stream_events(),
                         {"content-type": "text/event-stream", "request-id": "req_upstream"})

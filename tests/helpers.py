@@ -5,11 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from ccgate.billing.prices import ModelPrice, Usage, cost_micro
 from ccgate.dialects.models import reference_by_name
+from harness import free_port, stop_process, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's, driven by Playwright
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -107,3 +115,49 @@ class FormSession:
         csrf = re.search(r'name="csrf" value="([^"]+)"', self.open(page)[2]).group(1)
         data = urllib.parse.urlencode({"csrf": csrf, **form}).encode()
         return self.open(urllib.request.Request(self.base_url + path, data=data))
+
+
+def old_worst_case_hold(body_size: int, model: ModelPrice, max_tokens: int) -> int:
+    """What admission held before issue 13 (for before/after comparisons): every body byte a token plus
+    1,000, each at the 1-hour cache-write price, and all of max_tokens."""
+    bound = min(body_size, model.max_input_tokens) + 1000
+    return cost_micro(model, Usage(cache_write_1h_tokens=bound, output_tokens=max_tokens))
+
+
+# -- a throwaway redis-server ------------------------------------------------------------------
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@dataclass
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, persisting nothing."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def started_redis(directory: Path) -> RedisServer:
+    """A running server, or a skip (a failure under CI) when redis-server is not installed."""
+    if not os.path.exists(REDIS_SERVER):
+        message = f"redis-server not found at {REDIS_SERVER}: install it (Debian: apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return RedisServer(directory).start()

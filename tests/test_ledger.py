@@ -73,3 +73,21 @@ async def test_the_log_reaches_the_database_file_without_a_commit_copying_it(dat
     finally:
         await writer.stop()
         await engine.dispose()
+
+
+async def test_a_debit_past_zero_is_exact_so_balance_and_ledger_agree(database):
+    """The issue: the debit clamped at zero, so a balance and its ledger disagreed (the floor now lives in
+    admission and the live floor, which let a balance go below zero down to the overdraft)."""
+    path, url = database
+    engine = create_engine(url)
+    writer = LedgerWriter(engine)
+    writer.start()
+    try:
+        await writer.record(usage_row(1, 1_250_000), prepaid=True)
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    with sqlite3.connect(path) as connection:
+        balance, = connection.execute("SELECT balance_micro FROM users WHERE id = 1").fetchone()
+        debited, = connection.execute("SELECT -sum(amount_micro) FROM ledger").fetchone()
+    assert (balance, debited) == (1_000_000 - 1_250_000, 1_250_000)

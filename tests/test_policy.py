@@ -142,11 +142,11 @@ def test_token_budget_refuses_with_the_seed_message_and_key_status_adds_up(gatew
 
 def test_parallel_requests_cannot_overspend_a_token_budget(gateway, email):
     key = gateway.new_key(email, "--token-budget", "5000")
-    body = message_body(max_tokens=1000, text="[[sim:tokens=900]]")  # reserves ~2100, uses ~920
+    body = message_body(max_tokens=1000, text="[[sim:tokens=900]]")  # reserves ~1050 (expected use), uses ~920
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: post(gateway, key, body, **slow(300)), range(8)))
     admitted = [status for status, _, _ in results if status == 200]
-    assert len(admitted) == 2, "only two reservations fit in the budget at once"
+    assert len(admitted) == 4, "only four reservations fit in the budget at once"
     assert key_status(gateway, key)["budget"]["used_tokens"] <= 5000
 
 
@@ -210,7 +210,7 @@ def test_insufficient_credit_is_402_saying_how_much_is_needed(gateway, email):
     key = gateway.new_key(email)
     status, _, payload = post(gateway, key, message_body(model="claude-opus-4-6", max_tokens=4000))
     assert status == 402 and payload["error"]["type"] == "billing_error"
-    assert "may cost up to $0.1" in payload["error"]["message"] and "Top up" in payload["error"]["message"]
+    assert "is expected to cost $0." in payload["error"]["message"] and "top up $" in payload["error"]["message"]
     with pytest.raises(openai.APIStatusError) as caught:
         openai.OpenAI(api_key=key, base_url=gateway.url + "/v1", max_retries=0).chat.completions.create(
             model="claude-opus-4-6", max_tokens=4000, messages=PROMPT)

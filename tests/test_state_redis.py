@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -19,50 +14,15 @@ from ccgate.route.shared import MAX_SESSIONS, RedisSticky, learn
 from ccgate.state.base import Decision, Limits, Settlement, StateUnavailable
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
-from harness import free_port, stop_process, wait_for_port
+from helpers import started_redis
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WINDOW = 3600
 _prefixes = itertools.count()
 
 
-@dataclass
-class RedisServer:
-    """A throwaway redis-server on a free loopback port, persisting nothing."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.process)
-        return self
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-def started_server(directory: Path) -> RedisServer:
-    """A running server, or a skip (a failure under CI) when redis-server is not installed."""
-    if not os.path.exists(REDIS_SERVER):
-        message = f"redis-server not found at {REDIS_SERVER}: install it (Debian: apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return RedisServer(directory).start()
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory) -> Iterator[str]:
-    server = started_server(tmp_path_factory.mktemp("redis"))
+    server = started_redis(tmp_path_factory.mktemp("redis"))
     yield server.url
     server.stop()
 
@@ -182,7 +142,7 @@ async def test_holds_never_sum_past_the_balance(state):
 
     refused = await state.admit(claim)
     assert (refused.refused_by, refused.retry_after) == ("credit", None)
-    assert refused.detail == {"needed_micro": 300, "available_micro": 100}
+    assert (refused.detail["needed_micro"], refused.detail["available_micro"]) == (300, 100)
 
 
 async def test_concurrent_admissions_never_over_admit(state):
@@ -380,7 +340,7 @@ async def test_idle_keys_expire(make_redis, redis_url):
 
 
 async def test_every_method_raises_state_unavailable_when_redis_is_away(tmp_path):
-    server = started_server(tmp_path)
+    server = started_redis(tmp_path)
     state = RedisState(server.url, timeout=0.5)
     claim = limits(hold=None)
     decision = await state.admit(claim)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
+from ccgate.billing.estimate import UsageEstimator
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.settle import Settler
 from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client
@@ -101,7 +102,8 @@ class Gateway:
         self.gate = Gate(self.state, Defaults(
             rpm=settings.default_rpm, concurrency=settings.default_concurrency,
             token_budget=settings.default_token_budget, window_seconds=parse_duration(settings.default_window),
-        ))
+            overdraft_micro=settings.default_overdraft_micro,
+        ), UsageEstimator())  # one per process: what each key's settled requests taught
         self.auth = Authenticator(self.box.hash_key)
         self.catalog = Catalog([])
         self.upstream = UpstreamClient(

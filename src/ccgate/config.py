@@ -58,6 +58,9 @@ class Settings:
     log_level: str = "INFO"  # at WARNING and above the access log keeps only failed requests
     metrics_user_labels: bool = False  # per-user request and cost series (one label per user)
     responses_retention: int = 30 * 86400  # seconds a stored Responses-API answer is kept
+    # How far below zero a prepaid balance may go while requests run, for users with no overdraft of
+    # their own (docs/billing.md says why none by default).
+    default_overdraft_micro: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -89,6 +92,7 @@ class Settings:
             log_level=(os.environ.get("CCGATE_LOG_LEVEL") or "INFO").upper(),
             metrics_user_labels=_env_bool("CCGATE_METRICS_USER_LABELS", False),
             responses_retention=parse_duration(os.environ.get("CCGATE_RESPONSES_RETENTION") or "30d"),
+            default_overdraft_micro=round(_env_float("CCGATE_DEFAULT_OVERDRAFT_USD", 0.0) * 1_000_000),
             cache=CacheSettings(
                 enabled=_env_bool("CCGATE_CACHE", True),
                 ttl=_env_int("CCGATE_CACHE_TTL", 3600),

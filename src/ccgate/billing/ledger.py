@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import URL, Table, bindparam, case, insert, literal_column, update
+from sqlalchemy import URL, Table, bindparam, insert, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -214,9 +214,10 @@ def _insert(table: Table, columns: tuple[str, ...]) -> UpdateBase:
     return insert(table).values({name: bindparam(name) for name in columns})
 
 
-DEBIT = update(users).where(users.c.id == bindparam("uid")).values(balance_micro=case(
-    (users.c.balance_micro >= bindparam("amount"), users.c.balance_micro - bindparam("amount")),
-    else_=literal_column("0")))  # never below zero
+# Exact: a balance may go below zero (down to the user's overdraft, which admission and the live floor
+# keep); clamping here would make the balance and the ledger disagree.
+DEBIT = update(users).where(users.c.id == bindparam("uid")).values(
+    balance_micro=users.c.balance_micro - bindparam("amount"))
 LAST_USED = update(api_keys).where(api_keys.c.id == bindparam("kid")).values(last_used_ms=bindparam("ts"))
 
 

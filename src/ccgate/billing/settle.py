@@ -1,4 +1,4 @@
-"""Settlement: capture what a request used, price it, and commit its usage row and debit."""
+"""Settlement: commit a priced request's usage row and its exact debit."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-import orjson
-
 from ccgate.billing.ledger import LedgerWriter
-from ccgate.billing.prices import ModelPrice, Usage, cost_micro
-from ccgate.dialects.sse import event_data, event_name
+from ccgate.billing.prices import Usage
 from ccgate.store.rows import UsageRow
 
 log = logging.getLogger("ccgate.settle")
@@ -19,37 +16,9 @@ log = logging.getLogger("ccgate.settle")
 class Hold(Protocol):
     """What admission lent the request (gate.admission.Ticket): given back exactly once."""
 
-    def billable(self, cost: int) -> int: ...
-
     def on_commit(self, usage: Usage, cost: int) -> Callable[[], None]: ...
 
     def release(self) -> None: ...
-
-
-def capture_usage(usage: Usage, blocks: list[bytes]) -> tuple[bool, str | None]:
-    """Fold the usage of whole stream events into `usage`: input and cache tokens from
-    `message_start`, output from the last `message_delta`.  Returns (answer over, error type)."""
-    over, error_type = False, None
-    for block in blocks:
-        name = event_name(block)
-        if name == b"message_start":
-            usage.update(orjson.loads(event_data(block))["message"].get("usage") or {})
-        elif name == b"message_delta":
-            usage.update(orjson.loads(event_data(block)).get("usage") or {})
-        elif name == b"message_stop":
-            over = True
-        elif name == b"error":
-            error_type = (orjson.loads(event_data(block)).get("error") or {}).get("type", "error")
-            over = True
-    return over, error_type
-
-
-def request_cost(model: ModelPrice | None, usage: Usage, *, session_moved: bool) -> int:
-    """List price of what happened; a cache write the gateway caused by moving a session to
-    another account is priced as a read."""
-    if model is None:
-        return 0
-    return cost_micro(model, usage.writes_as_reads() if session_moved else usage)
 
 
 class Settler:
@@ -59,9 +28,9 @@ class Settler:
         self.writer = writer
 
     async def settle(self, row: UsageRow, budget_use: Usage, hold: Hold, *, prepaid: bool) -> None:
-        """Commit the row and its debit, then give the hold back (from the writer, right after the
-        commit, so the hold never lapses before its debit exists); raises if the database failed."""
-        row.cost_micro = hold.billable(row.cost_micro)
+        """Commit the row and its exact debit (never capped at the hold), then give the hold back (from the
+        writer, right after the commit, so the hold never lapses before its debit exists); raises if the
+        database failed."""
         try:
             await self.writer.record(row, prepaid=prepaid, on_commit=hold.on_commit(budget_use, row.cost_micro))
         except Exception:

@@ -18,6 +18,17 @@ def cost_columns(flags: RequestFlags, usage: Usage, breakdown: CostBreakdown) ->
     }
 
 
+def scaled_to(breakdown: CostBreakdown, price_micro: int) -> dict[str, int]:
+    """The component columns of a request billed `price_micro` instead of its list cost (a cache hit):
+    each list component scaled by the same ratio, rounded up to nano-dollars, so per-component reports
+    sum to what was debited."""
+    exact = breakdown.exact
+    if not exact:
+        return {f"cost_{name}_nano": 0 for name in COMPONENTS}
+    return {f"cost_{name}_nano": -(-value * price_micro * NANO_PER_MICRO // exact)
+            for name, value in breakdown.components().items()}
+
+
 def cost_object(row: UsageRow) -> dict[str, Any]:
     """The `cost` object of GET /v1/usage/{id}: each component in micro-dollars (to 1/1000, marked up),
     the debited total, and the flags that priced them.  The total is the components' exact sum rounded

@@ -1,29 +1,26 @@
 """Admission: may this key make this request now?  Model access, credit, token budget, RPM, concurrency.
 
-Every admitted request holds what it could at most consume: a token reservation against the
-key's budget and, for a prepaid user, its worst-case cost against the balance.  Settlement
-replaces both with what really happened, so neither budget nor balance is overspent by
-requests running side by side.
+Every admitted request holds what it will likely consume (billing.estimate.UsageEstimator): a token
+reservation against the key's budget and, for a prepaid user, its expected cost against the balance,
+which may go below zero down to the user's overdraft.  A streaming request that runs past its hold
+extends it while it streams (Ticket.extend), or is ended; settlement replaces both with what really
+happened, debited exactly (docs/billing.md).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ccgate.billing.prices import ModelPrice, Usage, cost_micro
+from ccgate.billing.estimate import Estimate, UsageEstimator
+from ccgate.billing.prices import NO_FLAGS, ModelPrice, RequestFlags, Usage
 from ccgate.errors import GatewayError
 from ccgate.gate.durations import describe_wait
 from ccgate.gate.keys import KeyRecord
 from ccgate.state.base import AdmissionState, Decision, Limits, Meter, Settlement
 
-log = logging.getLogger("ccgate.gate")
-
-# Added to every input bound: the tokens Anthropic's own tool-use system prompt can add.
-INPUT_OVERHEAD_TOKENS = 1000
 # Waits longer than this are past what the SDKs retry after, so they are told not to retry.
 SDK_RETRY_HORIZON = 60.0
 
@@ -36,21 +33,12 @@ class Defaults:
     concurrency: int = 0
     token_budget: int = 0
     window_seconds: int = 5 * 3600
-
-
-def input_token_bound(body_size: int, model: ModelPrice) -> int:
-    """An upper bound of a request's input tokens: a token covers at least one byte of the body,
-    and no request holds more than the model's context window."""
-    return min(body_size, model.max_input_tokens) + INPUT_OVERHEAD_TOKENS
-
-
-def worst_case_cost(model: ModelPrice, input_bound: int, max_tokens: int) -> int:
-    """Every input token at the dearest input price (a 1-hour cache write) and all of max_tokens."""
-    return cost_micro(model, Usage(cache_write_1h_tokens=input_bound, output_tokens=max_tokens))
+    overdraft_micro: int = 0  # how far below zero a prepaid balance may go (CCGATE_DEFAULT_OVERDRAFT_USD)
 
 
 def usd(micro: int) -> str:
-    return f"${micro / 1_000_000:.6f}".rstrip("0").rstrip(".")
+    text = f"${abs(micro) / 1_000_000:.6f}".rstrip("0").rstrip(".")
+    return "-" + text if micro < 0 else text
 
 
 class Ticket:
@@ -67,13 +55,26 @@ class Ticket:
     def headers(self) -> dict[str, str]:
         return rate_limit_headers(self.decision.meters)
 
-    def billable(self, cost: int) -> int:
-        """The cost to debit: never more than the hold the request was admitted with."""
-        hold = self.limits.hold_micro
-        if hold is not None and cost > hold:
-            log.warning("request cost %d exceeds its hold %d; debiting the hold", cost, hold)
-            return hold
-        return cost
+    async def extend(self, cost_micro: int, tokens: int) -> bool:
+        """Grow the hold to at least `cost_micro` and the reservation to at least `tokens` (what the
+        request has run up so far), with headroom so that a long answer asks a few times, not at every
+        delta; False when the user's floor or the key's budget cannot take even the bare amount."""
+        limits = self.limits
+        hold_short = 0 if limits.hold_micro is None else max(cost_micro - limits.hold_micro, 0)
+        tokens_short = max(tokens - limits.reserve_tokens, 0) if limits.token_budget else 0
+        if not hold_short and not tokens_short:
+            return True
+        for hold_delta, reserve_delta in (
+                (hold_short and max(hold_short, (limits.hold_micro or 0) // 2),
+                 tokens_short and max(tokens_short, limits.reserve_tokens // 2)),
+                (hold_short, tokens_short)):
+            if await self._state.extend(self._settlement(Usage(), 0), hold_delta, reserve_delta,
+                                        limits.overdraft_micro, limits.token_budget):
+                if limits.hold_micro is not None:
+                    limits.hold_micro += hold_delta
+                limits.reserve_tokens += reserve_delta
+                return True
+        return False
 
     def _settlement(self, usage: Usage, cost: int) -> Settlement:
         limits = self.limits
@@ -117,9 +118,10 @@ def rate_limit_headers(meters: list[Meter]) -> dict[str, str]:
 class Gate:
     """Applies a key's rules to each request."""
 
-    def __init__(self, state: AdmissionState, defaults: Defaults) -> None:
+    def __init__(self, state: AdmissionState, defaults: Defaults, estimator: UsageEstimator | None = None) -> None:
         self.state = state
         self.defaults = defaults
+        self.estimator = estimator or UsageEstimator()
 
     def limits_of(self, key: KeyRecord) -> tuple[int, int, int, int]:
         """(rpm, concurrency, token budget, window seconds) in force; 0 is unlimited."""
@@ -131,46 +133,107 @@ class Gate:
             key.window_seconds or defaults.window_seconds,
         )
 
-    async def admit(self, key: KeyRecord, model: ModelPrice, *, body_size: int, max_tokens: int) -> Ticket:
+    def overdraft_of(self, key: KeyRecord) -> int:
+        """How far below zero the key's user may go: their own overdraft, else the operator's default."""
+        return self.defaults.overdraft_micro if key.overdraft_micro is None else key.overdraft_micro
+
+    async def admit(self, key: KeyRecord, model: ModelPrice, *, body_size: int, max_tokens: int,
+                    flags: RequestFlags = NO_FLAGS, wants_1h_cache: bool = False) -> Ticket:
         """A ticket for this request, or the GatewayError that names the rule it breaks."""
         if key.models is not None and model.id not in key.models and not key.models.intersection(model.aliases):
             raise GatewayError(403, f"this key may not use model {model.id}")
         rpm, concurrency, budget, window = self.limits_of(key)
-        input_bound = input_token_bound(body_size, model)
+
+        def expected(tokens: int) -> Estimate:
+            return self.estimator.estimate(key.id, body_size, model, tokens, flags, wants_1h_cache)
+
+        likely = expected(max_tokens)
         limits = Limits(
             key_id=key.id, user_id=key.user_id, rpm=rpm or None, concurrency=concurrency or None,
             token_budget=budget or None, window_seconds=window,
-            reserve_tokens=input_bound + max_tokens if budget else 0,
-            hold_micro=worst_case_cost(model, input_bound, max_tokens) if key.prepaid else None,
+            reserve_tokens=likely.reserve_tokens if budget else 0,
+            hold_micro=likely.cost_micro if key.prepaid else None,
+            overdraft_micro=self.overdraft_of(key) if key.prepaid else 0,
         )
         decision = await self.state.admit(limits)
         if not decision.admitted:
-            raise refusal(decision, limits)
+            raise refusal(decision, limits, max_tokens, expected)
         return Ticket(self.state, limits, decision)
 
 
-def refusal(decision: Decision, limits: Limits) -> GatewayError:
-    """The error that names the limit hit and says when to come back."""
+def fitting_max_tokens(fits: Callable[[int], bool], max_tokens: int) -> int | None:
+    """The largest max_tokens below the request's for which `fits` holds (it only gets harder as
+    max_tokens grows), or None when not even 1 fits."""
+    if max_tokens <= 1 or not fits(1):
+        return None
+    low, high = 1, max_tokens - 1  # fits(low) holds
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def refusal(decision: Decision, limits: Limits, max_tokens: int = 0,
+            expected: Callable[[int], Estimate] | None = None) -> GatewayError:
+    """The error that names the limit hit, what would make the request fit, and when to come back.
+    `expected(max_tokens)` re-estimates the request with a smaller max_tokens."""
     detail, wait = decision.detail, decision.retry_after or 1.0
     if decision.refused_by == "credit":
-        return GatewayError(402, (
-            f"Insufficient credit: this request may cost up to {usd(detail['needed_micro'])} and "
-            f"{usd(detail['available_micro'])} is available. Top up to continue."))
+        return credit_refusal(detail, max_tokens, expected)
     if decision.refused_by == "token_budget":
-        message = (f"Token budget exceeded. Resets in {describe_wait(wait)}. "
-                   f"({detail['used']} of {detail['budget']} tokens used in the window; "
-                   f"this request may use up to {detail['needed']}.)")
-        limit, name = limits.token_budget, "token budget"
-    elif decision.refused_by == "rpm":
+        return budget_refusal(decision, limits, max_tokens, expected)
+    if decision.refused_by == "rpm":
         message = f"Rate limit exceeded: {limits.rpm} requests per minute for this key. Retry in {describe_wait(wait)}."
         limit, name = limits.rpm, "rpm"
     else:
         message = f"Too many concurrent requests: this key allows {limits.concurrency} at a time."
         limit, name = limits.concurrency, "concurrency"
+    return limited(message, wait, limit, name)
+
+
+def limited(message: str, wait: float | None, limit: int | None, name: str) -> GatewayError:
+    """A 429 with the X-RateLimit-* of the limit hit; no Retry-After when waiting cannot help."""
     error = GatewayError(429, message, retry_after=wait,
-                         should_retry=False if wait > SDK_RETRY_HORIZON else None)
-    error.extra_headers = {
-        "x-ratelimit-limit": str(limit), "x-ratelimit-remaining": "0",
-        "x-ratelimit-reset": str(math.ceil(time.time() + wait)), "x-ratelimit-scope": name,
-    }
+                         should_retry=False if wait is None or wait > SDK_RETRY_HORIZON else None)
+    error.extra_headers = {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": "0", "x-ratelimit-scope": name}
+    if wait is not None:
+        error.extra_headers["x-ratelimit-reset"] = str(math.ceil(time.time() + wait))
     return error
+
+
+def credit_refusal(detail: dict[str, int], max_tokens: int, expected: Callable[[int], Estimate] | None) -> GatewayError:
+    """402: what the request is expected to cost, what is available, and how to make it fit."""
+    needed, available = detail["needed_micro"], detail["available_micro"]
+    standing = ""
+    if "balance_micro" in detail:
+        standing = (f" (balance {usd(detail['balance_micro'])}, overdraft {usd(detail['overdraft_micro'])}, "
+                    f"held by requests in flight {usd(detail['held_micro'])})")
+    advice = f"top up {usd(-(-(needed - available) // 10_000) * 10_000)}"  # to the cent above
+    if expected is not None:
+        tokens = fitting_max_tokens(lambda tokens: expected(tokens).cost_micro <= available, max_tokens)
+        if tokens is not None:
+            advice = f"lower max_tokens to {tokens}, or {advice}"
+    return GatewayError(402, (
+        f"Insufficient credit: this request is expected to cost {usd(needed)} and {usd(available)} is "
+        f"available{standing}. To continue, {advice}."))
+
+
+def budget_refusal(decision: Decision, limits: Limits, max_tokens: int,
+                   expected: Callable[[int], Estimate] | None) -> GatewayError:
+    """429 for the token budget: when waiting for the window helps, when; when it never can, that."""
+    detail, budget = decision.detail, limits.token_budget or 0
+    used, needed = detail["used"], detail["needed"]
+    free = max(budget - used, 0)
+    whole = fit_now = None
+    if expected is not None:
+        whole = fitting_max_tokens(lambda tokens: expected(tokens).reserve_tokens <= budget, max_tokens)
+        fit_now = fitting_max_tokens(lambda tokens: expected(tokens).reserve_tokens <= free, max_tokens)
+    if needed > budget:
+        advice = f" Lower max_tokens to {whole} or send a smaller request." if whole else " Send a smaller request."
+        return limited(f"This request is expected to use {needed} tokens, more than this key's whole token budget "
+                       f"of {budget} per window: it can never fit, and waiting will not help.{advice}",
+                       None, budget, "token budget")
+    wait = decision.retry_after or 1.0
+    advice = f" Lower max_tokens to {fit_now} to fit now." if fit_now else ""
+    return limited(f"Token budget exceeded. Resets in {describe_wait(wait)}. ({used} of {budget} tokens used "
+                   f"in the window; this request is expected to use {needed}.){advice}", wait, budget, "token budget")

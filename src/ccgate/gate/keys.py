@@ -28,6 +28,7 @@ class KeyRecord:
     prepaid: bool
     is_admin: bool = False
     cache_enabled: bool = True
+    overdraft_micro: int | None = None  # the user's own overdraft; None: the operator's default
 
 
 class KeyDirectory:
@@ -53,6 +54,6 @@ class KeyDirectory:
                 token_budget=row["token_budget"], window_seconds=row["window_seconds"],
                 models=split_list(row["models"]), user_disabled=row["user_disabled"],
                 prepaid=row["balance_micro"] is not None, is_admin=row["is_admin"],
-                cache_enabled=row["cache_enabled"],
+                cache_enabled=row["cache_enabled"], overdraft_micro=row["overdraft_micro"],
             )
         return cls(records, frozenset(await repo.revoked_key_hashes(conn)))

@@ -6,6 +6,8 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from ccgate.billing.estimate import asks_for_1h_cache
+from ccgate.billing.prices import request_flags
 from ccgate.dialects.openai import OpenAIDialect
 from ccgate.dialects.openai_request import to_anthropic_request
 from ccgate.errors import invalid
@@ -33,6 +35,8 @@ async def chat_completions(request: Request, gateway: Services, call: Call) -> A
     call.max_tokens = translated["max_tokens"]
     upstream_body = orjson.dumps(translated)
     call.body_size = len(upstream_body)
+    call.flags = request_flags(translated, request.headers.getlist("anthropic-beta"))
+    call.wants_1h_cache = asks_for_1h_cache(upstream_body)
     call.session_id = claude_code_session(request.headers)
     call.session = session_key(key.id, translated, call.session_id)
     gateway.cache.ask(call, translated, request.headers)

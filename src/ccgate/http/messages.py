@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from ccgate.billing.estimate import asks_for_1h_cache
+from ccgate.billing.prices import request_flags
 from ccgate.dialects.anthropic import AnthropicDialect, parse_messages_request
 from ccgate.http.bodies import read_body
 from ccgate.http.endpoint import endpoint, resolve_model
@@ -28,6 +30,8 @@ async def create_message(request: Request, gateway: Services, call: Call) -> ASG
     call.stream = data.get("stream", False)
     call.max_tokens = data["max_tokens"]
     call.body_size = len(body)
+    call.flags = request_flags(data, request.headers.getlist("anthropic-beta"))
+    call.wants_1h_cache = asks_for_1h_cache(body)
     call.session_id = claude_code_session(request.headers)
     call.session = session_key(key.id, data, call.session_id)
     gateway.cache.ask(call, data, request.headers)

@@ -120,17 +120,23 @@ async def key_status(request: Request, gateway: Services, call: Call) -> Respons
         "models": sorted(key.models) if key.models else None,
         "expires_at": (datetime.fromtimestamp(key.expires_ms / 1000, UTC).isoformat()
                        if key.expires_ms else None),
-        "credit": credit_object(key.prepaid, standing.balance_micro, standing.held_micro),
+        "credit": credit_object(key.prepaid, standing.balance_micro, standing.held_micro,
+                                gateway.gate.overdraft_of(key)),
     }
     return json_response(call, payload)
 
 
-def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int) -> dict[str, Any]:
+def credit_object(prepaid: bool, balance_micro: int | None, held_micro: int, overdraft_micro: int) -> dict[str, Any]:
+    """The user's credit: the balance (below zero down to -overdraft while requests run), what requests in
+    flight hold, and what a new request may still spend: balance + overdraft - held."""
     if not prepaid:
         return {"prepaid": False}
     balance = balance_micro or 0
+    available = max(balance + overdraft_micro - held_micro, 0)
     return {"prepaid": True, "balance_micro": balance, "balance_usd": balance / 1_000_000,
-            "held_micro": held_micro, "available_micro": max(balance - held_micro, 0)}
+            "overdraft_micro": overdraft_micro, "overdraft_usd": overdraft_micro / 1_000_000,
+            "held_micro": held_micro, "held_usd": held_micro / 1_000_000,
+            "available_micro": available, "available_usd": available / 1_000_000}
 
 
 @endpoint(AnthropicDialect)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ccgate.billing.prices import ModelPrice, Usage
-from ccgate.billing.settle import request_cost
+from ccgate.billing.prices import NO_FLAGS, ModelPrice, RequestFlags, Usage, cost
+from ccgate.billing.usage_view import cost_columns, scaled_to
 from ccgate.dialects.dialect import Dialect
 from ccgate.gate.keys import KeyRecord
 from ccgate.ids import request_id
@@ -29,6 +29,8 @@ class Call:
     stream: bool = False
     max_tokens: int = 0
     body_size: int = 0
+    flags: RequestFlags = NO_FLAGS  # what the request asked for that changes its price
+    wants_1h_cache: bool = False  # the body asks for a 1-hour cache TTL (for the expected cost)
     account: Account | None = None
     usage: Usage = field(default_factory=Usage)
     status: int = 200
@@ -56,22 +58,32 @@ class Call:
             headers["x-cache"] = self.cache_status
         return headers
 
-    def cost(self) -> int:
-        if self.cost_micro is not None:
-            return self.cost_micro
-        return request_cost(self.model, self.usage, session_moved=self.session_moved)
-
     def usage_row(self) -> UsageRow:
-        """The request as its usage row (an authenticated request only)."""
+        """The request as its usage row (an authenticated request only), priced once: the exact list
+        cost of its usage with its flags (a cache write the gateway caused by moving a session to another
+        account priced as a read), or the price set in `cost_micro` (a cache hit), to which the
+        components are then scaled (docs/billing.md)."""
         assert self.key is not None
         usage = self.usage
-        return UsageRow(
+        columns: dict[str, object] = {}
+        debit = 0
+        if self.model is not None:
+            billed = usage.writes_as_reads() if self.session_moved else usage
+            breakdown = cost(self.model, self.flags, billed)
+            columns = cost_columns(self.flags, billed, breakdown)
+            debit = breakdown.total_micro
+            if self.cost_micro is not None:
+                columns |= scaled_to(breakdown, self.cost_micro)
+        if self.cost_micro is not None:
+            debit = self.cost_micro
+        return UsageRow(**columns,  # type: ignore[arg-type]
+
             request_id=self.request_id, key_id=self.key.id, user_id=self.key.user_id,
             model=self.model.id if self.model else "", dialect=self.dialect.name,
             status=self.status, streamed=self.stream,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_5m_tokens=usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens, cost_micro=self.cost(),
+            cache_write_1h_tokens=usage.cache_write_1h_tokens, cost_micro=debit,
             session_moved=self.session_moved, latency_ms=self.elapsed_ms(), ttft_ms=self.ttft_ms,
             account_id=self.account.id if self.account else None,
             upstream_request_id=self.upstream_request_id, error_type=self.error_type,

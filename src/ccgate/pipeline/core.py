@@ -52,7 +52,8 @@ class Pipeline:
                 raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)
             with self.tracing.child(call.trail.span, "admission"):
                 ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size,
-                                               max_tokens=call.max_tokens)
+                                               max_tokens=call.max_tokens, flags=call.flags,
+                                               wants_1h_cache=call.wants_1h_cache)
         except GatewayError as refusal:
             call.refusal = refusal_of(refusal)
             raise
@@ -114,8 +115,9 @@ class Pipeline:
     # -- settlement ------------------------------------------------------------------------------
 
     async def settle(self, call: Call, ticket: Ticket) -> None:
-        """Commit the request's usage row and debit, then release its ticket; raises on failure."""
-        assert call.key is not None
+        """Commit the request's usage row and debit, then release its ticket; raises on failure.  A
+        request that reached the upstream teaches the estimator what the key's requests use."""
+        assert call.key is not None and call.model is not None
         row = call.usage_row()
         budget_use = Usage() if call.cache_hit else call.usage  # a hit spends no tokens of the budget
         try:
@@ -123,6 +125,8 @@ class Pipeline:
                 await self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid)
         finally:
             call.cost_micro = row.cost_micro
+        if call.account is not None and not call.cache_hit:
+            self.gate.estimator.observe(call.key.id, call.body_size, call.model.id, call.usage)
 
     async def _settle_or_fail(self, call: Call, ticket: Ticket) -> None:
         try:

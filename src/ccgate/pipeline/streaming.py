@@ -1,14 +1,16 @@
-"""The stream relay's hooks for one call: usage capture, translation, settlement, clean-up."""
+"""The stream relay's hooks for one call: usage capture, the live floor, translation, settlement, clean-up."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 import orjson
 
-from ccgate.billing.settle import capture_usage
+from ccgate.billing.meter import UNLIMITED, StreamMeter, budget_tokens, output_allowance
+from ccgate.billing.prices import cost
 from ccgate.dialects.anthropic_stream import MessageBuilder
 from ccgate.dialects.sse import event_data
 from ccgate.gate.admission import Ticket
@@ -40,9 +42,15 @@ class Owner(Protocol):
 
 
 class CallStream:
-    """Implements relay.stream.StreamHooks for a call admitted with `ticket`."""
+    """Implements relay.stream.StreamHooks for a call admitted with `ticket`.
 
-    __slots__ = ("pipeline", "call", "attempt", "ticket", "builder")
+    The live floor: once `message_start` tells the input, `allowance` is how many output tokens the
+    ticket's hold and token reservation cover; output is counted as it streams (billing.meter), and
+    `needs_more` turns true when it passes the allowance.  The relay then awaits `extend`, which grows
+    the hold or, refused, ends the answer (docs/billing.md).  Per chunk this costs a few integer ops."""
+
+    __slots__ = ("pipeline", "call", "attempt", "ticket", "builder", "meter", "metered", "allowance",
+                 "needs_more", "settled")
 
     def __init__(self, pipeline: Owner, call: Call, attempt: Attempt, ticket: Ticket) -> None:
         self.pipeline = pipeline
@@ -51,16 +59,57 @@ class CallStream:
         self.ticket = ticket
         # Only a cacheable answer is rebuilt whole as it streams by.
         self.builder = MessageBuilder() if call.cache_key is not None else None
+        self.meter = StreamMeter(call.usage)
+        self.metered = ticket.limits.hold_micro is not None or bool(ticket.limits.token_budget)
+        self.allowance = UNLIMITED
+        self.needs_more = False
+        self.settled = False  # settled by `extend` (the floor ended the answer)
 
     def observe(self, blocks: list[bytes]) -> bool:
-        over, error_type = capture_usage(self.call.usage, blocks)
+        meter = self.meter
+        over, error_type, reported = meter.feed(blocks)
         if error_type is not None:
             self.call.error_type = error_type
+        if self.metered:
+            if reported:
+                self.allowance = self._allowance()
+            self.needs_more = meter.output_tokens > self.allowance
         if self.builder is not None:
             for block in blocks:
                 if data := event_data(block):
                     self.builder.feed(orjson.loads(data))
         return over
+
+    def _allowance(self) -> int:
+        call, limits = self.call, self.ticket.limits
+        assert call.model is not None
+        return output_allowance(call.model, call.flags, call.usage, limits.hold_micro,
+                                limits.reserve_tokens if limits.token_budget else None)
+
+    async def extend(self) -> bytes | None:
+        """The answer ran past what its ticket holds: grow the hold, or end the answer at the floor,
+        billing what was generated.  None when extended; else the event that ends the stream."""
+        call, limits = self.call, self.ticket.limits
+        assert call.model is not None
+        produced = self.meter.output_tokens
+        usage = call.usage
+        running = cost(call.model, call.flags, replace(usage, output_tokens=produced)).total_micro
+        if await self.ticket.extend(running, budget_tokens(usage, produced)):
+            self.allowance = self._allowance()
+            self.needs_more = produced > self.allowance
+            return None
+        self.settled = True
+        credit = limits.hold_micro is not None and running > limits.hold_micro
+        self.meter.bill_produced()
+        call.error_type = "credit_exhausted" if credit else "token_budget_exhausted"
+        await self.pipeline.settle_quietly(call, self.ticket)
+        if credit:
+            return call.dialect.stream_error("billing_error", (
+                f"Credit exhausted: the answer was stopped after {produced} output tokens at this account's "
+                "overdraft limit; what was generated is billed. Top up to continue."))
+        return call.dialect.stream_error("rate_limit_error", (
+            f"Token budget exhausted: the answer was stopped after {produced} output tokens; what was "
+            "generated counts against the budget."))
 
     def translate(self, chunk: bytes, blocks: list[bytes]) -> bytes:
         return self.call.dialect.stream_chunk(chunk, blocks)
@@ -77,6 +126,7 @@ class CallStream:
 
     async def broken(self, pending: bool) -> bytes:
         self.call.error_type = "upstream_disconnected"
+        self.meter.bill_produced()
         await self.pipeline.settle_quietly(self.call, self.ticket)
         return (b"\n\n" if pending else b"") + self.call.dialect.stream_error(
             "api_error", "the upstream connection ended before the answer was complete")
@@ -92,12 +142,15 @@ class CallStream:
         """Give the account back and bill what upstream reported so far, if nothing was billed yet."""
         self.pipeline.forwarder.router.end(self.attempt.account)
         self.pipeline.cache.end_lead(self.call)
-        if settled:
+        if settled or self.settled:
             self.pipeline.finished(self.call)
         else:
             self.call.error_type = "client_disconnected"
             in_background(self._settle_abandoned())
 
     async def _settle_abandoned(self) -> None:
+        """Bill what was generated until the upstream request was cancelled (the local count when the
+        upstream had not reported more)."""
+        self.meter.bill_produced()
         await self.pipeline.settle_quietly(self.call, self.ticket)
         self.pipeline.finished(self.call)

@@ -20,12 +20,18 @@ log = logging.getLogger("ccgate.stream")
 class StreamHooks(Protocol):
     """What the relay asks of the request it carries; it knows nothing else of it."""
 
+    needs_more: bool  # the answer has run past what the request holds: `extend` must be awaited
+
     def observe(self, blocks: list[bytes]) -> bool:
         """Take in the whole events of a chunk; True once the answer is over."""
         ...
 
     def translate(self, chunk: bytes, blocks: list[bytes]) -> bytes:
         """The chunk in the client's dialect."""
+        ...
+
+    async def extend(self) -> bytes | None:
+        """Grow what the request holds; None when done, else the event that ends the stream (settled)."""
         ...
 
     async def complete(self) -> bytes | None:
@@ -113,6 +119,11 @@ class StreamRelay:
                         started = True
                         hooks.first_byte()
                     yield out
+                if hooks.needs_more and not finished and (ending := await hooks.extend()) is not None:
+                    self.settled = finished = True
+                    self.response.close()  # cancels the upstream request: nothing more is generated
+                    yield ending
+                    break
         except UPSTREAM_ERRORS as exc:
             log.warning("upstream stream of %s broke: %s", self.request_id, type(exc).__name__)
         if not finished:

@@ -25,6 +25,7 @@ class Limits:
     window_seconds: int
     reserve_tokens: int
     hold_micro: int | None  # None: the user is postpaid
+    overdraft_micro: int = 0  # how far below zero this user's balance may go (prepaid only)
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class Decision:
     retry_after: float | None = None
     meters: list[Meter] = field(default_factory=list)
     detail: dict[str, int] = field(default_factory=dict)  # the refusing limit's figures, for the message
+    balance_micro: int | None = None  # the shared balance when admitted (Redis), for the fallback's figure
 
 
 @dataclass(slots=True)
@@ -84,6 +86,12 @@ class AdmissionState(Protocol):
 
     def release(self, settlement: Settlement) -> None:
         """Give the lease, token reservation and credit hold back (never blocks)."""
+
+    async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
+                     overdraft_micro: int, token_budget: int | None) -> bool:
+        """Grow a running request's hold and token reservation by these amounts, atomically, if the
+        user's balance stays above its floor (-overdraft) and the key's budget holds them; False if not
+        (nothing changed).  `settlement` names the lease (and carries what it holds so far)."""
 
     async def caught_up(self) -> None:
         """Return once the settlements and releases scheduled so far are applied, so the client's next

@@ -62,6 +62,12 @@ class RecentRequests:
         return sum(count for second, count in zip(self.seconds, self.counts, strict=True) if second > oldest)
 
 
+def credit_detail(needed: int, balance: int, held: int, overdraft: int) -> dict[str, int]:
+    """What a credit refusal tells the client: what the request needs and what the user has."""
+    return {"needed_micro": needed, "available_micro": max(balance + overdraft - held, 0),
+            "balance_micro": balance, "held_micro": held, "overdraft_micro": overdraft}
+
+
 class MemoryState:
     """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries."""
 
@@ -83,10 +89,10 @@ class MemoryState:
         meters: list[Meter] = []
 
         if limits.hold_micro is not None:
-            available = self._balances.get(limits.user_id, 0) - self._held[limits.user_id]
-            if limits.hold_micro > available:
-                return Decision(False, refused_by="credit",
-                                detail={"needed_micro": limits.hold_micro, "available_micro": max(available, 0)})
+            balance, held = self._balances.get(limits.user_id, 0), self._held[limits.user_id]
+            if limits.hold_micro > balance + limits.overdraft_micro - held:
+                return Decision(False, refused_by="credit", detail=credit_detail(
+                    limits.hold_micro, balance, held, limits.overdraft_micro))
 
         if limits.token_budget:
             window = self._tokens[key]
@@ -134,8 +140,8 @@ class MemoryState:
         then give its lease back."""
         if settlement.window_seconds:
             self._tokens[settlement.key_id].add(time.time(), settlement.tokens_used)
-        if settlement.hold_micro is not None and settlement.user_id in self._balances:
-            self._balances[settlement.user_id] -= settlement.cost_micro
+        if settlement.hold_micro is not None:
+            self.debit(settlement.user_id, settlement.cost_micro)
         if release:
             self.release(settlement)
 
@@ -145,6 +151,34 @@ class MemoryState:
         self._reserved[settlement.key_id] -= settlement.reserve_tokens
         if settlement.hold_micro is not None:
             self._held[settlement.user_id] -= settlement.hold_micro
+
+    async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
+                     overdraft_micro: int, token_budget: int | None) -> bool:
+        """Grow a running request's hold and reservation if the floor and the budget allow it."""
+        user, key = settlement.user_id, settlement.key_id
+        if settlement.lease_id not in self._leases[key]:
+            return False
+        if hold_micro and settlement.hold_micro is not None:
+            if self._balances.get(user, 0) + overdraft_micro - self._held[user] < hold_micro:
+                return False
+        if reserve_tokens and token_budget and settlement.window_seconds:
+            window = self._tokens[key]
+            window.prune(time.time(), settlement.window_seconds)
+            if window.used() + self._reserved[key] + reserve_tokens > token_budget:
+                return False
+        if settlement.hold_micro is not None:
+            self._held[user] += hold_micro
+        self._reserved[key] += reserve_tokens
+        return True
+
+    def debit(self, user_id: int, cost_micro: int) -> None:
+        """Take a cost settled elsewhere (through Redis) off this process's figure of the balance."""
+        if user_id in self._balances:
+            self._balances[user_id] -= cost_micro
+
+    def learn_balance(self, user_id: int, balance_micro: int) -> None:
+        """The shared balance as Redis last reported it: this process's figure from now on."""
+        self._balances[user_id] = balance_micro
 
     async def caught_up(self) -> None:
         """Nothing is ever pending here."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
@@ -116,11 +116,13 @@ local balance, holds, held, tokens, leases, reserved, requests, recent = unpack(
 ADMIT = """
 -- Admit a request: credit, token budget, RPM, concurrency, in that order; apply all or nothing.
 -- ARGV: lease id, hold ('' when postpaid), token budget, window seconds, tokens to reserve,
---       rpm, concurrency (0 is unlimited), lease ttl ms.
--- Returns {1, meters} or {0, limit, retry after ms or nil, detail as a flat key/value list}.
+--       rpm, concurrency (0 is unlimited), lease ttl ms, overdraft.
+-- Returns {1, meters, balance or nil} or {0, limit, retry after ms or nil, detail as a flat key/value list}.
+-- The balance may go below zero down to -overdraft: a hold must fit in balance + overdraft - held.
 local lease, hold = ARGV[1], tonumber(ARGV[2])
 local budget, window, reserve = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local rpm, concurrency, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local overdraft = tonumber(ARGV[9]) or 0
 local now = now_ms()
 local meters = {}
 
@@ -147,9 +149,11 @@ end
 
 if hold then
   prune(holds, held, now)
-  local available = (tonumber(redis.call('GET', balance)) or 0) - total(held)
+  local funds, holding = tonumber(redis.call('GET', balance)) or 0, total(held)
+  local available = funds + overdraft - holding
   if hold > available then
-    return {0, 'credit', false, {'needed_micro', hold, 'available_micro', math.max(available, 0)}}
+    return {0, 'credit', false, {'needed_micro', hold, 'available_micro', math.max(available, 0),
+                                 'balance_micro', funds, 'held_micro', holding, 'overdraft_micro', overdraft}}
   end
 end
 
@@ -198,7 +202,7 @@ local stamp, count = string.match(redis.call('HGET', recent, slot) or '', '(%d+)
 count = tonumber(stamp) == second and tonumber(count) + 1 or 1
 redis.call('HSET', recent, slot, second .. ':' .. count)
 keep(recent, 60000)
-return {1, meters}
+return {1, meters, redis.call('GET', balance)}
 """
 
 # Giving a lease back: the key's slot and reservation, the user's hold.  A lease that expired
@@ -218,8 +222,8 @@ SETTLE = """
 local cost, used, window, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local live = tonumber(redis.call('GET', balance))
 if cost and live then
-  -- Only a balance Redis already holds; never below zero, as the database debits it.
-  redis.call('SET', balance, math.max(live - cost, 0))
+  -- Only a balance Redis already holds; exactly, as the database debits it (admission keeps the floor).
+  redis.call('SET', balance, live - cost)
 end
 if window then
   redis.call('HINCRBY', tokens, math.floor(now_ms() / 60000), used)
@@ -228,6 +232,38 @@ end
 if lease ~= '' then
   give_back(lease)
 end
+"""
+
+EXTEND = """
+-- Grow a live lease's credit hold and token reservation, all or nothing.
+-- ARGV: lease id, hold delta ('' when postpaid), reserve delta, overdraft, token budget (0: none), window s.
+-- Returns 1 when extended, 0 when the floor or the budget refuses it (or the lease is gone).
+local lease, grow, reserve = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local overdraft, budget, window = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_ms()
+local expiry = tonumber(redis.call('ZSCORE', leases, lease))
+if not expiry or expiry <= now then
+  return 0
+end
+if grow and grow > 0 then
+  prune(holds, held, now)
+  if (tonumber(redis.call('GET', balance)) or 0) + overdraft - total(held) < grow then
+    return 0
+  end
+end
+if reserve > 0 and budget > 0 then
+  prune(leases, reserved, now)
+  if tokens_in(buckets(tokens, now, window)) + total(reserved) + reserve > budget then
+    return 0
+  end
+end
+if grow and grow > 0 then
+  redis.call('HINCRBY', held, lease, grow)
+end
+if reserve > 0 then
+  redis.call('HINCRBY', reserved, lease, reserve)
+end
+return 1
 """
 
 RELEASE = """
@@ -300,6 +336,30 @@ return redis.call('INCRBY', KEYS[1], ARGV[2])
 """
 
 
+HELD = """
+-- What a user's live leases hold.  KEYS: holds, held.
+local now = now_ms()
+local sum = 0
+for _, lease in ipairs(redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')) do
+  sum = sum + (tonumber(redis.call('HGET', KEYS[2], lease)) or 0)
+end
+return sum
+"""
+
+
+async def credit_held(url: str, prefix: str, user_id: int) -> int:
+    """What a user's requests in flight hold in Redis, on every process (for a correction made from the
+    CLI, which sees no server's memory); raises StateUnavailable if Redis does not answer."""
+    client = Redis.from_url(url, decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        with reachable():
+            held: Awaitable[str] = client.eval(  # type: ignore[assignment]  # redis-py types sync and async at once
+                LIBRARY + HELD, 2, f"{prefix}holds:{user_id}", f"{prefix}held:{user_id}")
+            return int(await held)
+    finally:
+        await client.aclose()
+
+
 class UserKeys(NamedTuple):
     balance: str
     holds: str
@@ -326,7 +386,9 @@ def decision_of(reply: list[Any], lease_id: str) -> Decision:
     """The admission script's reply as a Decision."""
     if reply[0] == 1:
         meters = [Meter(name, limit, remaining, reset_ms / 1000) for name, limit, remaining, reset_ms in reply[1]]
-        return Decision(True, lease_id=lease_id, meters=meters)
+        balance = reply[2] if len(reply) > 2 else None
+        return Decision(True, lease_id=lease_id, meters=meters,
+                        balance_micro=None if balance is None else int(balance))
     _, refused_by, retry_ms, detail = reply
     return Decision(False, refused_by=refused_by, retry_after=seconds(retry_ms),
                     detail=dict(zip(detail[::2], detail[1::2], strict=True)))
@@ -348,9 +410,9 @@ class RedisState:
                                      socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self._ttl_ms = round(lease_ttl * 1000)
-        self._admit, self._settle, self._release, self._standing = (
+        self._admit, self._settle, self._release, self._standing, self._extend = (
             self._redis.register_script(LIBRARY + REQUEST_KEYS + GIVE_BACK + body)
-            for body in (ADMIT, SETTLE, RELEASE, STANDING))
+            for body in (ADMIT, SETTLE, RELEASE, STANDING, EXTEND))
         self._renew = self._redis.register_script(LIBRARY + RENEW)
         self._initialize = self._redis.register_script(INITIALIZE)
         self._credit = self._redis.register_script(CREDIT)
@@ -367,7 +429,7 @@ class RedisState:
         try:
             reply = await self._batches.run(self._admit, keys, [
                 lease_id, hold, limits.token_budget or 0, limits.window_seconds, limits.reserve_tokens,
-                limits.rpm or 0, limits.concurrency or 0, self._ttl_ms])
+                limits.rpm or 0, limits.concurrency or 0, self._ttl_ms, limits.overdraft_micro])
         except asyncio.CancelledError:  # the run may still admit: give that lease back right after it
             self._batches.schedule(self._release, keys, [lease_id])
             raise
@@ -387,6 +449,16 @@ class RedisState:
             lease = settlement.lease_id
         self._batches.schedule(self._settle, self._settlement_keys(settlement),
                                [cost, settlement.tokens_used, window, lease])
+
+    async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
+                     overdraft_micro: int, token_budget: int | None) -> bool:
+        """Grow a running request's hold and reservation in one script run, if floor and budget allow."""
+        grow = "" if settlement.hold_micro is None else hold_micro
+        with reachable():
+            reply = await self._batches.run(self._extend, self._settlement_keys(settlement), [
+                settlement.lease_id, grow, reserve_tokens, overdraft_micro, token_budget or 0,
+                settlement.window_seconds or 0])
+        return bool(reply)
 
     def release(self, settlement: Settlement) -> None:
         """Schedule giving the lease, the token reservation and the credit hold back."""
@@ -435,16 +507,25 @@ class RedisState:
                         requests_last_minute=requests, in_flight=in_flight,
                         balance_micro=None if balance is None else int(balance), held_micro=held)
 
-    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
-        """Load the database's prepaid balances Redis does not hold yet, each marked as including every
-        credit entry up to `credited_through`; once loaded, Redis is their live authority, kept current
-        by commits and `apply_credits`."""
-        await self._batches.flush()  # this process's debits land before any balance that includes them
+    async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0, *,
+                           overwrite: bool = False) -> None:
+        """Load the database's prepaid balances Redis does not hold yet (all of them when `overwrite`:
+        after an outage, when Redis missed settlements), each marked as including every credit entry up
+        to `credited_through`; once loaded, Redis is their live authority, kept current by commits and
+        `apply_credits`."""
+        if not overwrite:
+            await self._batches.flush()  # this process's debits land before any balance that includes them
         with reachable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id, balance in balances.items():
-                    if balance is not None:
-                        await self._initialize(self._credit_keys(user_id), [balance, credited_through], client=pipe)
+                    if balance is None:
+                        continue
+                    keys = self._credit_keys(user_id)
+                    if overwrite:
+                        pipe.set(keys[0], balance)
+                        pipe.set(keys[1], credited_through)
+                    else:
+                        await self._initialize(keys, [balance, credited_through], client=pipe)
                 await pipe.execute()
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:

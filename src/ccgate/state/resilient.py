@@ -30,6 +30,7 @@ class ResilientState:
         self.local = local
         self._on_recovery = on_recovery
         self.degraded = False
+        self._recovering = False  # set_balances overwrites Redis's balances: they missed the outage's debits
         self._probe: asyncio.Task[None] | None = None
         metrics.REDIS_UP.set(1)
 
@@ -48,11 +49,14 @@ class ResilientState:
                 await self.shared.standing("probe", 0, 60)
             except StateUnavailable:
                 continue
+            self._recovering = True
             try:
                 await self._on_recovery()
             except Exception as error:  # recovery is retried at the next probe
                 log.error("Redis answers again, but balances could not be reloaded: %s", error)
                 continue
+            finally:
+                self._recovering = False
             self.degraded = False
             metrics.STATE_DEGRADED.set(0)
             metrics.REDIS_UP.set(1)
@@ -62,14 +66,32 @@ class ResilientState:
     async def admit(self, limits: Limits) -> Decision:
         if not self.degraded:
             try:
-                return _tagged(await self.shared.admit(limits), SHARED)
+                decision = await self.shared.admit(limits)
             except StateUnavailable as error:
                 self._degrade(error)
+            else:
+                if decision.balance_micro is not None:  # the fallback starts from the last known balance
+                    self.local.learn_balance(limits.user_id, decision.balance_micro)
+                return _tagged(decision, SHARED)
         return _tagged(await self.local.admit(limits), LOCAL)
 
     def settle(self, settlement: Settlement, *, release: bool = True) -> None:
+        """Settle on the side that admitted; a debit through Redis is taken off this process's fallback
+        figure as well, so a fallback balance includes every settlement this process made."""
         side, lease = self._side(settlement)
         side.settle(lease, release=release)
+        if side is self.shared and settlement.hold_micro is not None:
+            self.local.debit(settlement.user_id, settlement.cost_micro)
+
+    async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
+                     overdraft_micro: int, token_budget: int | None) -> bool:
+        """Extend on the side that admitted; Redis unreachable refuses (the request ends at its hold)."""
+        side, lease = self._side(settlement)
+        try:
+            return await side.extend(lease, hold_micro, reserve_tokens, overdraft_micro, token_budget)
+        except StateUnavailable as error:
+            self._degrade(error)
+            return False
 
     def release(self, settlement: Settlement) -> None:
         side, lease = self._side(settlement)
@@ -94,14 +116,14 @@ class ResilientState:
     async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
         """The database's balances: this process's fallback takes them all; Redis only those it lacks."""
         await self.local.set_balances(balances)
-        if not self.degraded:
+        if not self.degraded or self._recovering:
             try:
-                await self.shared.set_balances(balances, credited_through)
+                await self.shared.set_balances(balances, credited_through, overwrite=self._recovering)
             except StateUnavailable as error:
                 self._degrade(error)
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
-        if not self.degraded:
+        if not self.degraded or self._recovering:
             try:
                 await self.shared.apply_credits(entries)
             except StateUnavailable as error:

@@ -102,14 +102,14 @@ async def prepaid_balances(conn: AsyncConnection) -> dict[int, int]:
     return {user_id: balance for user_id, balance in rows}
 
 
-async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int) -> int | None:
-    """Add `delta_micro` to a user's balance (a postpaid user becomes prepaid) unless it would go below
-    zero; the new balance, or None when refused."""
-    result = await conn.execute(
-        update(users).where(users.c.id == user_id)
-        .where(func.coalesce(users.c.balance_micro, 0) + delta_micro >= 0)
-        .values(balance_micro=func.coalesce(users.c.balance_micro, 0) + delta_micro)
-        .returning(users.c.balance_micro))
+async def change_balance(conn: AsyncConnection, user_id: int, delta_micro: int, floor_micro: int = 0) -> int | None:
+    """Add `delta_micro` to a user's balance (a postpaid user becomes prepaid); a deduction is refused
+    if it would take the balance below `floor_micro`.  The new balance, or None when refused."""
+    query = update(users).where(users.c.id == user_id)
+    if delta_micro < 0:
+        query = query.where(func.coalesce(users.c.balance_micro, 0) + delta_micro >= floor_micro)
+    result = await conn.execute(query.values(balance_micro=func.coalesce(users.c.balance_micro, 0) + delta_micro)
+                                .returning(users.c.balance_micro))
     return result.scalar_one_or_none()
 
 
@@ -137,7 +137,8 @@ async def update_key(conn: AsyncConnection, key_id: str, values: Row) -> int:
 async def load_live_keys(conn: AsyncConnection) -> list[Row]:
     """Every unrevoked key with the facts of its user that admission needs."""
     query = (
-        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro, users.c.is_admin)
+        select(api_keys, users.c.disabled.label("user_disabled"), users.c.balance_micro, users.c.is_admin,
+               users.c.overdraft_micro)
         .join(users, users.c.id == api_keys.c.user_id)
         .where(api_keys.c.revoked_ms.is_(None))
     )

@@ -318,7 +318,12 @@ def _tool_choice(body: JsonObject) -> JsonObject | None:
 
 def _tooling(body: JsonObject) -> JsonObject:
     """`tools` and `tool_choice`, with `parallel_tool_calls: false` as disable_parallel_tool_use."""
-    tools, choice = _tools(body), _tool_choice(body)
+    return tooling(body, _tools(body), _tool_choice(body))
+
+
+def tooling(body: JsonObject, tools: list[JsonObject], choice: JsonObject | None) -> JsonObject:
+    """Anthropic's `tools` and `tool_choice` fields from translated tools and choice, with the body's
+    `parallel_tool_calls: false` as disable_parallel_tool_use (shared by the OpenAI dialects)."""
     if _optional(body, "parallel_tool_calls", bool) is False:
         choice = choice or {"type": "auto"}
         if choice["type"] != "none":

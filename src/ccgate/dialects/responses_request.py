@@ -25,6 +25,7 @@ from ccgate.dialects.openai_request import (
     _system,
     _tool_input,
     apply_thinking,
+    tooling,
 )
 
 Json = dict[str, Any]
@@ -313,16 +314,7 @@ def _tooling(body: Json) -> Json:
     """`tools` and `tool_choice`, with `parallel_tool_calls: false` as disable_parallel_tool_use."""
     tools = [anthropic_tool for i, tool in enumerate(_optional(body, "tools", list) or [])
              for anthropic_tool in _tools_of(tool, f"tools[{i}]")]
-    choice = _tool_choice(body)
-    if _optional(body, "parallel_tool_calls", bool) is False:
-        choice = choice or {"type": "auto"}
-        if choice["type"] != "none":
-            choice["disable_parallel_tool_use"] = True
-    if not tools:
-        if choice is not None and choice["type"] in ("any", "tool"):
-            raise _fail("tool_choice", "a required or named tool choice needs tools")
-        return {}
-    return {"tools": tools, "tool_choice": choice} if choice else {"tools": tools}
+    return tooling(body, tools, _tool_choice(body))
 
 
 # --- text.format, reasoning and the rest ---------------------------------------------------------

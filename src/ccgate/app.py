@@ -37,6 +37,7 @@ from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.http import chat, messages, meta
 from ccgate.http.errors import encode_error
+from ccgate.http.fallback import fallback_routes
 from ccgate.http.pipeline import Pipeline
 from ccgate.http.web import create_web_app
 from ccgate.ops import Operations
@@ -296,6 +297,7 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
+        *fallback_routes(),
         Mount("", app=create_web_app(gateway)),
     ]
 

@@ -51,8 +51,11 @@ def _migrate_in_child() -> None:
 
 
 def _uvicorn_options(host: str, port: int) -> dict:
-    return {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
-            "log_level": "warning", "access_log": False, "server_header": False}
+    from ccgate.http.server_limits import LimitedHttpToolsProtocol
+
+    return {"host": host, "port": port, "loop": "uvloop", "http": LimitedHttpToolsProtocol, "lifespan": "on",
+            "log_level": "warning", "access_log": False, "server_header": False,
+            "limit_concurrency": LimitedHttpToolsProtocol.limits.max_connections}
 
 
 # -- servers -------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from datetime import date
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.types import Message, Receive
 
 MAX_FORM_BYTES = 64 * 1024
+MAX_DRAINED_BYTES = 8 * 1024 * 1024
 
 
 class FormError(Exception):
@@ -17,14 +19,41 @@ class FormError(Exception):
 
 
 async def read_form(request: Request) -> FormData:
-    """The url-encoded form of a POST (no uploads), refused past MAX_FORM_BYTES."""
+    """The url-encoded form of a POST (no uploads), refused past MAX_FORM_BYTES.
+
+    An oversized body is read and dropped (up to MAX_DRAINED_BYTES) before the 413, so the client
+    gets the answer instead of a connection reset while it is still sending."""
+    cached: FormData | None = getattr(request.state, "form", None)
+    if cached is not None:
+        return cached
     try:
-        size = int(request.headers.get("content-length", "0"))
+        declared = int(request.headers.get("content-length", "0"))
     except ValueError:
         raise HTTPException(400, "bad content-length") from None
-    if size > MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
-    return await request.form(max_files=0, max_fields=200)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_DRAINED_BYTES:
+            break
+    if declared > MAX_FORM_BYTES or len(body) > MAX_FORM_BYTES:
+        raise HTTPException(413, f"The form is larger than {MAX_FORM_BYTES // 1024} KB.",
+                            headers={"connection": "close"})
+    request.state.form = await Request(request.scope, _replay(bytes(body))).form(max_files=0, max_fields=200)
+    return request.state.form
+
+
+def _replay(body: bytes) -> Receive:
+    """An ASGI receive that hands over a body already read."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def text(form: FormData, name: str) -> str:

@@ -11,7 +11,7 @@ from harness import Gateway
 from rawhttp import body_of, connect, exchange, read_response
 from test_messages import raw
 
-from ccgate.http.server_limits import HttpLimits
+from ccgate.config import SettingsError, http_limits_from_env
 
 TIGHT = {"CCGATE_HTTP_HEAD_TIMEOUT": "1", "CCGATE_HTTP_BODY_TIMEOUT": "1", "CCGATE_HTTP_MAX_CONNECTIONS": "30"}
 
@@ -95,11 +95,13 @@ def test_connections_over_the_cap_get_503(tight):
     assert exchange(tight.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
 
 
-def test_limits_come_from_the_environment_and_refuse_nonsense():
-    assert HttpLimits.from_env({"CCGATE_HTTP_HEAD_TIMEOUT": "2.5"}).head_timeout == 2.5
+def test_limits_come_from_the_environment_and_refuse_nonsense(monkeypatch):
+    monkeypatch.setenv("CCGATE_HTTP_HEAD_TIMEOUT", "2.5")
+    assert http_limits_from_env().head_timeout == 2.5
     for bad in ("0", "-1", "soon", "inf"):
-        with pytest.raises(ValueError, match="CCGATE_HTTP_HEAD_TIMEOUT"):
-            HttpLimits.from_env({"CCGATE_HTTP_HEAD_TIMEOUT": bad})
+        monkeypatch.setenv("CCGATE_HTTP_HEAD_TIMEOUT", bad)
+        with pytest.raises(SettingsError, match="CCGATE_HTTP_HEAD_TIMEOUT"):
+            http_limits_from_env()
 
 
 # -- JSON depth -----------------------------------------------------------------------------------

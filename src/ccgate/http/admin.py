@@ -10,18 +10,26 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from ccgate import validate
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
 from ccgate.ops import KeyLimits, OperationError, Operations
+
+# Bounds shared with the forms and the CLI (ccgate.validate): what the database and the pages can hold.
+Count = Annotated[int, Field(ge=0, le=validate.MAX_COUNT)]
+Dollars = Annotated[float, Field(ge=0, le=validate.MAX_USD, allow_inf_nan=False)]
+SignedDollars = Annotated[float, Field(ge=-validate.MAX_USD, le=validate.MAX_USD, allow_inf_nan=False)]
+Expiry = Annotated[str, AfterValidator(validate.expiry)]
+EpochMs = Annotated[int | None, Query(ge=validate.MIN_EPOCH_MS, le=validate.MAX_EPOCH_MS)]
 
 
 class UserIn(BaseModel):
     email: str
     password: str | None = None
     admin: bool = False
-    credit_usd: float | None = Field(default=None, ge=0, description="prepaid credit; omit for a postpaid user")
+    credit_usd: Dollars | None = Field(default=None, description="prepaid credit; omit for a postpaid user")
 
 
 class UserPatch(BaseModel):
@@ -29,17 +37,17 @@ class UserPatch(BaseModel):
 
 
 class Grant(BaseModel):
-    usd: float = Field(description="dollars to add; negative to correct")
+    usd: SignedDollars = Field(description="dollars to add; negative to correct")
     note: str | None = None
 
 
 class KeyLimitsIn(BaseModel):
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
-    token_budget: int | None = Field(default=None, ge=0)
+    rpm: Count | None = None
+    concurrency: Count | None = None
+    token_budget: Count | None = None
     window: str | None = Field(default=None, description="rolling budget window, e.g. 5h")
     models: list[str] | None = None
-    expires: str | None = Field(default=None, description="ISO date or date-time; empty string clears it")
+    expires: Expiry | None = Field(default=None, description="ISO date or date-time; empty string clears it")
     cache: bool | None = Field(default=None, description="answer identical requests from the response cache")
 
     def limits(self) -> KeyLimits:
@@ -57,14 +65,14 @@ class KeyPatch(KeyLimitsIn):
 class SettingsPatch(BaseModel):
     signup_mode: Literal["open", "invite", "closed"] | None = None
     invite_code: str | None = Field(default=None, description="needed when sign-up is by invite")
-    starting_credit_usd: float | None = Field(default=None, ge=0, description="credit a new sign-up starts with")
-    max_rpm: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
-    max_concurrency: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
-    max_token_budget: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
+    starting_credit_usd: Dollars | None = Field(default=None, description="credit a new sign-up starts with")
+    max_rpm: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
+    max_concurrency: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
+    max_token_budget: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
 
 
 class CodesIn(BaseModel):
-    usd: float = Field(gt=0)
+    usd: float = Field(gt=0, le=validate.MAX_USD, allow_inf_nan=False)
     count: int = Field(default=1, ge=1, le=1000)
     note: str | None = None
 
@@ -74,20 +82,20 @@ class AccountIn(BaseModel):
     api_key: str
     base_url: str = "https://api.anthropic.com"
     models: list[str] | None = None
-    priority: int = Field(default=0, ge=0)
-    weight: int = Field(default=1, ge=1)
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
+    priority: Count = 0
+    weight: int = Field(default=1, ge=1, le=validate.MAX_COUNT)
+    rpm: Count | None = None
+    concurrency: Count | None = None
 
 
 class AccountPatch(BaseModel):
     enabled: bool | None = None
     api_key: str | None = None
     base_url: str | None = None
-    priority: int | None = Field(default=None, ge=0)
-    weight: int | None = Field(default=None, ge=1)
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
+    priority: Count | None = None
+    weight: int | None = Field(default=None, ge=1, le=validate.MAX_COUNT)
+    rpm: Count | None = None
+    concurrency: Count | None = None
 
 
 def _ops(request: Request) -> Operations:
@@ -169,8 +177,7 @@ def create_admin_api() -> FastAPI:
 
     @api.get("/usage", summary="Requests, tokens and cost per day, model and key")
     async def usage(ops: Ops, email: str | None = None, key_id: str | None = None, model: str | None = None,
-                    since_ms: Annotated[int | None, Query(ge=0)] = None,
-                    until_ms: Annotated[int | None, Query(ge=0)] = None) -> list[dict]:
+                    since_ms: EpochMs = None, until_ms: EpochMs = None) -> list[dict]:
         user_id = (await ops.user(email))["id"] if email else None
         return await ops.usage_summary(user_id=user_id, key_id=key_id, model=model, since_ms=since_ms,
                                        until_ms=until_ms)

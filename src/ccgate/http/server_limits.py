@@ -11,56 +11,20 @@
   connection closes either way.
 
 The connection cap per process is uvicorn's own `limit_concurrency` (503 over it), set from
-`HttpLimits.max_connections`.  Limits come from the environment (`HttpLimits.from_env`), read
-once per process, so every worker of `serve --workers N` applies the same ones.
+`HttpLimits.max_connections`.  Limits come from the environment (ccgate.config.http_limits_from_env:
+CCGATE_HTTP_HEAD_TIMEOUT, CCGATE_HTTP_BODY_TIMEOUT, CCGATE_HTTP_MAX_HEADER_BYTES,
+CCGATE_HTTP_MAX_CONNECTIONS), read once per process, so every worker of `serve --workers N`
+applies the same ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ccgate.config import http_limits_from_env
 from ccgate.dialects.errors import anthropic_error_body
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """The HTTP layer's limits (seconds, bytes, connections)."""
-
-    head_timeout: float = 10.0
-    body_timeout: float = 60.0
-    max_head_bytes: int = 64 * 1024
-    max_connections: int = 1000
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> HttpLimits:
-        """Limits from CCGATE_HTTP_HEAD_TIMEOUT, CCGATE_HTTP_BODY_TIMEOUT, CCGATE_HTTP_MAX_HEADER_BYTES and
-        CCGATE_HTTP_MAX_CONNECTIONS; raises ValueError naming the variable when one is malformed."""
-        defaults = cls()
-        return cls(
-            head_timeout=_positive("CCGATE_HTTP_HEAD_TIMEOUT", env, defaults.head_timeout, float),
-            body_timeout=_positive("CCGATE_HTTP_BODY_TIMEOUT", env, defaults.body_timeout, float),
-            max_head_bytes=int(_positive("CCGATE_HTTP_MAX_HEADER_BYTES", env, defaults.max_head_bytes, int)),
-            max_connections=int(_positive("CCGATE_HTTP_MAX_CONNECTIONS", env, defaults.max_connections, int)),
-        )
-
-
-def _positive(name: str, env: Mapping[str, str], default: float, kind: type[int] | type[float]) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw.strip())
-    except ValueError:
-        value = 0
-    if not value > 0 or value == float("inf"):
-        noun = "a positive whole number" if kind is int else "a positive number of seconds"
-        raise ValueError(f"{name}={raw!r}: expected {noun}")
-    return value
 
 
 def _refusal(status: int, message: str) -> bytes:
@@ -73,7 +37,7 @@ def _refusal(status: int, message: str) -> bytes:
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a head size cap and head and body deadlines."""
 
-    limits = HttpLimits.from_env()
+    limits = http_limits_from_env()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

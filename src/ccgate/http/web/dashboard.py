@@ -8,7 +8,7 @@ from starlette.responses import Response
 from ccgate.gate.admission import Defaults
 from ccgate.gate.durations import describe_window
 from ccgate.http.web.docs import example_model
-from ccgate.http.web.forms import FormError, optional_whole, read_form, secret, text
+from ccgate.http.web.forms import FormError, expiry, optional_whole, read_form, secret, text
 from ccgate.http.web.render import done, gateway_of, render
 from ccgate.http.web.sessions import session_of, start_session
 from ccgate.ops import KeyLimits, NewKey
@@ -44,7 +44,7 @@ async def create_key(request: Request) -> Response:
         concurrency=optional_whole(form, "concurrency", "Concurrent requests"),
         token_budget=optional_whole(form, "token_budget", "Token budget"),
         models=[model for model in form.getlist("models") if isinstance(model, str)] or None,
-        expires=text(form, "expires") or None,
+        expires=expiry(form, "expires", "Expires"),
     )
     key = await gateway_of(request).ops.create_user_key(session_of(request).user["email"], name=text(form, "name"),
                                                         limits=limits)

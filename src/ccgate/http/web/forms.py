@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from datetime import date
+from typing import Any, TypeVar
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
+from ccgate import validate
+
 MAX_FORM_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 class FormError(Exception):
@@ -68,13 +72,9 @@ def secret(form: FormData, name: str) -> str:
 
 
 def optional_whole(form: FormData, name: str, label: str) -> int | None:
-    """A whole number of 0 or more, or None when the field is empty."""
-    raw = text(form, name).replace(",", "").replace("_", "")
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise FormError(f"{label} must be a whole number, 0 or more")
-    return int(raw)
+    """A whole number of 0 or more (within the database's range), or None when the field is empty."""
+    raw = text(form, name)
+    return None if not raw else _checked(validate.whole_number, raw, label)
 
 
 def number(form: FormData, name: str, label: str, *, negative: bool = False) -> float:
@@ -84,16 +84,22 @@ def number(form: FormData, name: str, label: str, *, negative: bool = False) -> 
         value = float(raw)
     except ValueError:
         raise FormError(f"{label} must be a number, e.g. 5 or 2.50") from None
-    if not math.isfinite(value) or (value < 0 and not negative):
-        raise FormError(f"{label} must be a number{'' if negative else ' of 0 or more'}, e.g. 5 or 2.50")
-    return value
+    return _checked(validate.usd, value, label, negative=negative)
 
 
 def iso_day(raw: str, label: str) -> date | None:
-    """A YYYY-MM-DD date, or None when empty."""
-    if not raw:
-        return None
+    """A YYYY-MM-DD date in a sane range, or None when empty."""
+    return _checked(validate.iso_day, raw, label)
+
+
+def expiry(form: FormData, name: str, label: str) -> str | None:
+    """A key expiry (date or date-time) as typed, checked to be in range; None when empty."""
+    return _checked(validate.expiry, text(form, name), label) or None
+
+
+def _checked(check: Callable[..., T], value: Any, label: str, **options: Any) -> T:
+    """`check(value, label)`, its InputError shown on the page as a FormError."""
     try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise FormError(f"{label} must be a date like 2026-01-31") from None
+        return check(value, label, **options)
+    except validate.InputError as error:
+        raise FormError(str(error)) from None

@@ -55,7 +55,8 @@ def _uvicorn_options(host: str, port: int) -> dict:
 
     return {"host": host, "port": port, "loop": "uvloop", "http": LimitedHttpToolsProtocol, "lifespan": "on",
             "log_level": "warning", "access_log": False, "server_header": False,
-            "limit_concurrency": LimitedHttpToolsProtocol.limits.max_connections}
+            "limit_concurrency": LimitedHttpToolsProtocol.limits.max_connections,
+            "proxy_headers": False}  # X-Forwarded-For is believed only from CCGATE_TRUSTED_PROXIES
 
 
 # -- servers -------------------------------------------------------------------------------------

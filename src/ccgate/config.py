@@ -6,6 +6,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from ccgate.cache.policy import CacheSettings
@@ -77,6 +78,17 @@ def _env_window(name: str, default: str) -> str:
     return raw
 
 
+def _env_networks(name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    raw = _raw(name)
+    if raw is None:
+        return ()
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected IP addresses or networks separated by commas, "
+                            "e.g. 10.0.0.1,192.168.0.0/16") from None
+
+
 def _env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = _raw(name) or default
     if raw and not raw.startswith(schemes):
@@ -131,6 +143,10 @@ class Settings:
     lease_ttl: float
     workers: int  # server processes on this database, as `serve --workers` tells its workers
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    # Proxies whose X-Forwarded-For is believed (the web pages' throttles); none by default.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    signups_per_hour: int = 5  # per client address, on the dashboard's sign-up page
+    login_failures_per_address: int = 20  # in 15 minutes, before that address waits (with backoff)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -170,6 +186,9 @@ class Settings:
                     m.strip() for m in (os.environ.get("CCGATE_CACHE_EXCLUDE_MODELS") or "").split(",") if m.strip()),
             ),
             http_limits=http_limits_from_env(),
+            trusted_proxies=_env_networks("CCGATE_TRUSTED_PROXIES"),
+            signups_per_hour=_env_int("CCGATE_SIGNUPS_PER_HOUR", 5, minimum=1),
+            login_failures_per_address=_env_int("CCGATE_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1),
         )
 
     def server_secret(self) -> bytes:
@@ -178,7 +197,7 @@ class Settings:
             return env_secret.encode()
         path = self.data_dir / SECRET_FILE
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))

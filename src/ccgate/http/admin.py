@@ -15,7 +15,9 @@ from pydantic import AfterValidator, BaseModel, Field
 from ccgate import validate
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
+from ccgate.http.admin_docs import add_admin_docs
 from ccgate.ops import KeyLimits, OperationError, Operations
+from ccgate.passwords import password_problem
 
 # Bounds shared with the forms and the CLI (ccgate.validate): what the database and the pages can hold.
 Count = Annotated[int, Field(ge=0, le=validate.MAX_COUNT)]
@@ -118,7 +120,8 @@ Ops = Annotated[Operations, Depends(_ops)]
 
 def create_admin_api() -> FastAPI:
     api = FastAPI(title="ccgate admin API", version="1", dependencies=[Depends(admin_key)],
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url=None, openapi_url=None, redoc_url=None)
+    add_admin_docs(api, mounted_at="/admin/api")
 
     @api.exception_handler(OperationError)
     async def refused(request: Request, error: OperationError) -> JSONResponse:
@@ -131,6 +134,8 @@ def create_admin_api() -> FastAPI:
 
     @api.post("/users", status_code=201, summary="Add a user")
     async def add_user(body: UserIn, ops: Ops) -> dict:
+        if body.password is not None and (problem := password_problem(body.password, body.email)):
+            raise HTTPException(422, problem)
         user_id = await ops.add_user(body.email, password=body.password, admin=body.admin, credit_usd=body.credit_usd)
         return {"id": user_id, "email": body.email.strip().lower()}
 

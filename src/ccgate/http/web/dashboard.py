@@ -12,6 +12,7 @@ from ccgate.http.web.forms import FormError, expiry, optional_whole, read_form, 
 from ccgate.http.web.render import done, gateway_of, render
 from ccgate.http.web.sessions import session_of, start_session
 from ccgate.ops import KeyLimits, NewKey
+from ccgate.passwords import password_problem
 
 
 def limits_in_force(key: dict, defaults: Defaults) -> dict:
@@ -82,5 +83,7 @@ async def change_password(request: Request) -> Response:
     form, user = await read_form(request), session_of(request).user
     if secret(form, "new") != secret(form, "confirm"):
         raise FormError("the two new passwords differ")
+    if problem := password_problem(secret(form, "new"), user["email"]):
+        raise FormError(problem)
     await gateway_of(request).ops.change_password(user["email"], secret(form, "current"), secret(form, "new"))
     return await start_session(request, user["id"], "/dashboard/account?ok=password-changed")

@@ -201,6 +201,9 @@ def create_admin_api() -> FastAPI:
     @api.patch("/accounts/{name}", summary="Enable, disable or change an upstream account")
     async def patch_account(name: str, body: AccountPatch, ops: Ops) -> dict:
         values = body.model_dump(exclude_none=True)
+        if not values:
+            raise HTTPException(400, "nothing to change: give enabled, api_key, base_url, priority, weight, rpm "
+                                     "or concurrency")
         if "enabled" in values:
             values["disabled_reason"] = None if values["enabled"] else "disabled by operator"
         await ops.update_account(name, **values)

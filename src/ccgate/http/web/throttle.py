@@ -108,8 +108,8 @@ class RedisAttempts:
             await self._fallback.clear(name)
 
 
-LOGIN_PER_ACCOUNT = Allowance(free=5, window=900.0)
-LOGIN_PER_ADDRESS = Allowance(free=20, window=900.0)
+LOGIN_PER_ACCOUNT = Allowance(free=5, window=900.0, first_wait=30.0)
+LOGIN_PER_ADDRESS = Allowance(free=20, window=900.0, first_wait=10.0)
 SIGNUP_PER_ADDRESS = Allowance(free=5, window=3600.0, first_wait=60.0)
 
 

@@ -13,6 +13,7 @@ import io
 import itertools
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -579,20 +580,25 @@ def test_login_throttle_backs_off_per_account_and_forgets_old_failures_and_succe
     throttle = LoginThrottle(MemoryAttempts(clock=lambda: now[0]), clock=lambda: now[0],
                              per_account=Allowance(free=3, window=60, first_wait=1))
 
+    def run(coroutine):
+        """On a thread of its own: Playwright's sync API keeps an event loop running on this one."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
     def wait(email: str, address: str):
-        return asyncio.run(throttle.login_wait(email, address))
+        return run(throttle.login_wait(email, address))
 
     for _ in range(3):
         assert wait("A@example.com", "1.2.3.4") is None
-        asyncio.run(throttle.login_failed("a@example.com", "1.2.3.4"))
+        run(throttle.login_failed("a@example.com", "1.2.3.4"))
     assert wait("a@example.com", "1.2.3.4") == pytest.approx(1)
     assert wait("a@example.com", "5.6.7.8") == pytest.approx(1), "the account is throttled from any address"
-    asyncio.run(throttle.login_failed("a@example.com", "1.2.3.4"))
+    run(throttle.login_failed("a@example.com", "1.2.3.4"))
     assert wait("a@example.com", "1.2.3.4") == pytest.approx(2), "each further failure doubles the wait"
     now[0] = 61
     assert wait("a@example.com", "1.2.3.4") is None
-    asyncio.run(throttle.login_failed("a@example.com", "1.2.3.4"))
-    asyncio.run(throttle.login_succeeded("a@example.com"))
+    run(throttle.login_failed("a@example.com", "1.2.3.4"))
+    run(throttle.login_succeeded("a@example.com"))
     assert wait("a@example.com", "1.2.3.4") is None
 
 

@@ -45,3 +45,11 @@ def email() -> str:
 def api_key(gateway, email) -> str:
     """A fresh key of a fresh user."""
     return gateway.new_key(email)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz suite's tally (tests/test_fuzz.py), when it ran."""
+    import fuzz_tally
+
+    if (summary := fuzz_tally.summary()) is not None:
+        terminalreporter.write_line(summary)

@@ -78,9 +78,9 @@ def post(gateway, key: str, body: bytes, **headers):
                headers={"x-api-key": key, "content-type": "application/json", **headers})
 
 
-def slow(ms: int) -> dict:
-    """Headers that make the simulator wait before answering (the gateway forwards them)."""
-    return {"x-sim-fault": "slow-first-byte", "x-sim-delay-ms": str(ms)}
+def slow(ms: int) -> str:
+    """Prompt directives that make the simulator wait before answering (client headers do not reach it)."""
+    return f"[[sim:fault=slow-first-byte]][[sim:delay_ms={ms}]]"
 
 
 def key_status(gateway, key: str) -> dict:

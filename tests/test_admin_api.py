@@ -84,7 +84,9 @@ def test_admin_reads_and_changes_the_dashboard_settings(gateway, email):
 def test_openapi_describes_every_admin_operation(gateway):
     from ccgate.http.admin import create_admin_api
 
-    status, _, schema = raw(gateway, "GET", "/admin/api/openapi.json")
+    gateway.new_user("openapi-root@example.com", "--admin")
+    status, _, schema = raw(gateway, "GET", "/admin/api/openapi.json",
+                            headers={"x-api-key": gateway.new_key("openapi-root@example.com")})
     assert status == 200
     described = {(path, method.upper()) for path, item in schema["paths"].items() for method in item}
     routes = {(route.path, method) for route in create_admin_api().routes

@@ -63,7 +63,7 @@ def test_count_tokens_and_models_are_exempt_from_limits(gateway, email):
 def test_concurrency_admits_exactly_n_of_2n_parallel_slow_requests(gateway, email):
     key = gateway.new_key(email, "--concurrency", "2")
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: post(gateway, key, message_body(), **slow(1500)), range(4)))
+        results = list(pool.map(lambda _: post(gateway, key, message_body(text=slow(1500))), range(4)))
     statuses = sorted(status for status, _, _ in results)
     assert statuses == [200, 200, 429, 429]
     refused = next(payload for status, _, payload in results if status == 429)
@@ -142,9 +142,10 @@ def test_token_budget_refuses_with_the_seed_message_and_key_status_adds_up(gatew
 
 def test_parallel_requests_cannot_overspend_a_token_budget(gateway, email):
     key = gateway.new_key(email, "--token-budget", "5000")
-    body = message_body(max_tokens=1000, text="[[sim:tokens=900]]")  # reserves ~1050 (expected use), uses ~920
+    # each reserves ~1050 tokens (its expected use) and uses ~920
+    body = message_body(max_tokens=1000, text="[[sim:tokens=900]]" + slow(300))
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: post(gateway, key, body, **slow(300)), range(8)))
+        results = list(pool.map(lambda _: post(gateway, key, body), range(8)))
     admitted = [status for status, _, _ in results if status == 200]
     assert len(admitted) == 4, "only four reservations fit in the budget at once"
     assert key_status(gateway, key)["budget"]["used_tokens"] <= 5000
@@ -236,11 +237,11 @@ def test_grant_then_spend_is_debited_exactly_and_the_ledger_explains_the_balance
 def test_fifty_parallel_requests_never_overspend_a_small_credit(gateway, email):
     gateway.new_user(email, "--credit-usd", "0.05")
     key = gateway.new_key(email)
-    body = message_body(model="claude-sonnet-4-6", max_tokens=1000, text="[[sim:tokens=900]]")
+    body = message_body(model="claude-sonnet-4-6", max_tokens=1000, text="[[sim:tokens=900]]" + slow(200))
 
     async def one(client: anthropic.AsyncAnthropic):
         try:
-            return await client.messages.create(**json.loads(body), extra_headers=slow(200))
+            return await client.messages.create(**json.loads(body))
         except anthropic.APIStatusError as error:
             return error.status_code
 

@@ -7,11 +7,13 @@ test-artifacts/web/ for a reviewer.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import itertools
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +24,7 @@ from starlette.responses import Response
 from ccgate.http.web.charts import Series, bar_chart, nice_ceiling
 from ccgate.http.web.render import usd
 from ccgate.http.web.sessions import set_cookie
-from ccgate.http.web.throttle import LoginThrottle
+from ccgate.http.web.throttle import Allowance, LoginThrottle, MemoryAttempts
 from ccgate.ops import KeyLimits, OperationError, WebSettings
 from harness import Gateway
 from helpers import CHROMIUM, CHROMIUM_ARGS
@@ -75,6 +77,7 @@ def refused_within(site, key: str, seconds: float = 3.0) -> bool:
 def site(sim, tmp_path_factory):
     gateway = Gateway(tmp_path_factory.mktemp("web"))
     gateway.extra_env["CCGATE_PUBLIC_URL"] = gateway.url
+    gateway.extra_env["CCGATE_SIGNUPS_PER_HOUR"] = "1000"  # every browser here comes from 127.0.0.1
     gateway.add_account("sim-main", "sk-ant-sim-main", sim.url)
     gateway.cli("users", "add", ADMIN, "--password", ADMIN_PASSWORD, "--admin")
     gateway.start()
@@ -571,19 +574,31 @@ def test_bar_chart_scales_stacks_and_escapes():
     assert [nice_ceiling(v) for v in (0, 0.3, 7, 40, 101)] == [1, 0.5, 10, 50, 200]
 
 
-def test_login_throttle_forgets_old_failures_and_successes():
+def test_login_throttle_backs_off_per_account_and_forgets_old_failures_and_successes():
     now = [0.0]
-    throttle = LoginThrottle(limit=3, window=60, clock=lambda: now[0])
+    throttle = LoginThrottle(MemoryAttempts(clock=lambda: now[0]), clock=lambda: now[0],
+                             per_account=Allowance(free=3, window=60, first_wait=1))
+
+    def run(coroutine):
+        """On a thread of its own: Playwright's sync API keeps an event loop running on this one."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    def wait(email: str, address: str):
+        return run(throttle.login_wait(email, address))
+
     for _ in range(3):
-        assert throttle.retry_after("A@example.com", "1.2.3.4") is None
-        throttle.failed("a@example.com", "1.2.3.4")
-    assert throttle.retry_after("a@example.com", "1.2.3.4") == pytest.approx(60)
-    assert throttle.retry_after("a@example.com", "5.6.7.8") is None
+        assert wait("A@example.com", "1.2.3.4") is None
+        run(throttle.login_failed("a@example.com", "1.2.3.4"))
+    assert wait("a@example.com", "1.2.3.4") == pytest.approx(1)
+    assert wait("a@example.com", "5.6.7.8") == pytest.approx(1), "the account is throttled from any address"
+    run(throttle.login_failed("a@example.com", "1.2.3.4"))
+    assert wait("a@example.com", "1.2.3.4") == pytest.approx(2), "each further failure doubles the wait"
     now[0] = 61
-    assert throttle.retry_after("a@example.com", "1.2.3.4") is None
-    throttle.failed("a@example.com", "1.2.3.4")
-    throttle.succeeded("a@example.com", "1.2.3.4")
-    assert throttle.retry_after("a@example.com", "1.2.3.4") is None
+    assert wait("a@example.com", "1.2.3.4") is None
+    run(throttle.login_failed("a@example.com", "1.2.3.4"))
+    run(throttle.login_succeeded("a@example.com"))
+    assert wait("a@example.com", "1.2.3.4") is None
 
 
 def test_caps_fill_in_and_refuse_key_limits():

@@ -9,6 +9,7 @@ import logging
 import sys
 
 from ccgate.cli import accounts, alerts, billing, data, demo, keys, models, scaffold, serve, settings, users
+from ccgate.config import SettingsError
 from ccgate.ops import OperationError
 
 MODULES = (serve, demo, data, scaffold, users, keys, settings, accounts, models, billing, alerts)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         args.func(args)
-    except OperationError as error:
+    except (OperationError, SettingsError) as error:
         print(f"ccgate: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

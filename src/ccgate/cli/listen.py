@@ -17,9 +17,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def uvicorn_options(host: str, port: int) -> dict[str, Any]:
-    """How uvicorn runs every ccgate server (serve, demo)."""
-    return {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
-            "log_level": "warning", "access_log": False, "server_header": False}
+    """How uvicorn runs every ccgate server (serve, demo): the HTTP protocol with ccgate's limits on
+    request heads, bodies and connections, and no trust in forwarded headers (CCGATE_TRUSTED_PROXIES
+    says whose are believed)."""
+    from ccgate.http.server_limits import LimitedHttpToolsProtocol
+
+    return {"host": host, "port": port, "loop": "uvloop", "http": LimitedHttpToolsProtocol, "lifespan": "on",
+            "log_level": "warning", "access_log": False, "server_header": False, "proxy_headers": False,
+            "limit_concurrency": LimitedHttpToolsProtocol.limits.max_connections}
 
 
 def migrate_in_child() -> None:

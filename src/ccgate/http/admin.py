@@ -10,20 +10,30 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from ccgate import validate
 from ccgate.alerting import AlertError, AlertOperations
 from ccgate.billing.reports import GroupBy, render_csv
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
+from ccgate.http.admin_docs import add_admin_docs
 from ccgate.ops import MAX_OVERDRAFT_USD, MODIFIERS, PRICE_COLUMNS, REPORT_GROUPS, KeyLimits, OperationError, Operations
+from ccgate.passwords import password_problem
+
+# Bounds shared with the forms and the CLI (ccgate.validate): what the database and the pages can hold.
+Count = Annotated[int, Field(ge=0, le=validate.MAX_COUNT)]
+Dollars = Annotated[float, Field(ge=0, le=validate.MAX_USD, allow_inf_nan=False)]
+SignedDollars = Annotated[float, Field(ge=-validate.MAX_USD, le=validate.MAX_USD, allow_inf_nan=False)]
+Expiry = Annotated[str, AfterValidator(validate.expiry)]
+EpochMs = Annotated[int | None, Query(ge=validate.MIN_EPOCH_MS, le=validate.MAX_EPOCH_MS)]
 
 
 class UserIn(BaseModel):
     email: str
     password: str | None = None
     admin: bool = False
-    credit_usd: float | None = Field(default=None, ge=0, description="prepaid credit; omit for a postpaid user")
+    credit_usd: Dollars | None = Field(default=None, description="prepaid credit; omit for a postpaid user")
 
 
 class UserPatch(BaseModel):
@@ -43,17 +53,17 @@ class ModelPatch(BaseModel):
 
 
 class Grant(BaseModel):
-    usd: float = Field(description="dollars to add; negative to correct")
+    usd: SignedDollars = Field(description="dollars to add; negative to correct")
     note: str | None = None
 
 
 class KeyLimitsIn(BaseModel):
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
-    token_budget: int | None = Field(default=None, ge=0)
+    rpm: Count | None = None
+    concurrency: Count | None = None
+    token_budget: Count | None = None
     window: str | None = Field(default=None, description="rolling budget window, e.g. 5h")
     models: list[str] | None = None
-    expires: str | None = Field(default=None, description="ISO date or date-time; empty string clears it")
+    expires: Expiry | None = Field(default=None, description="ISO date or date-time; empty string clears it")
     cache: bool | None = Field(default=None, description="answer identical requests from the response cache")
 
     def limits(self) -> KeyLimits:
@@ -71,14 +81,14 @@ class KeyPatch(KeyLimitsIn):
 class SettingsPatch(BaseModel):
     signup_mode: Literal["open", "invite", "closed"] | None = None
     invite_code: str | None = Field(default=None, description="needed when sign-up is by invite")
-    starting_credit_usd: float | None = Field(default=None, ge=0, description="credit a new sign-up starts with")
-    max_rpm: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
-    max_concurrency: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
-    max_token_budget: int | None = Field(default=None, ge=0, description="cap on users' own keys; 0 clears it")
+    starting_credit_usd: Dollars | None = Field(default=None, description="credit a new sign-up starts with")
+    max_rpm: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
+    max_concurrency: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
+    max_token_budget: Count | None = Field(default=None, description="cap on users' own keys; 0 clears it")
 
 
 class CodesIn(BaseModel):
-    usd: float = Field(gt=0)
+    usd: float = Field(gt=0, le=validate.MAX_USD, allow_inf_nan=False)
     count: int = Field(default=1, ge=1, le=1000)
     note: str | None = None
 
@@ -88,20 +98,20 @@ class AccountIn(BaseModel):
     api_key: str
     base_url: str = "https://api.anthropic.com"
     models: list[str] | None = None
-    priority: int = Field(default=0, ge=0)
-    weight: int = Field(default=1, ge=1)
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
+    priority: Count = 0
+    weight: int = Field(default=1, ge=1, le=validate.MAX_COUNT)
+    rpm: Count | None = None
+    concurrency: Count | None = None
 
 
 class AccountPatch(BaseModel):
     enabled: bool | None = None
     api_key: str | None = None
     base_url: str | None = None
-    priority: int | None = Field(default=None, ge=0)
-    weight: int | None = Field(default=None, ge=1)
-    rpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
+    priority: Count | None = None
+    weight: int | None = Field(default=None, ge=1, le=validate.MAX_COUNT)
+    rpm: Count | None = None
+    concurrency: Count | None = None
 
 
 class WebhookIn(BaseModel):
@@ -142,7 +152,8 @@ Alerts = Annotated[AlertOperations, Depends(_alerts)]
 
 def create_admin_api() -> FastAPI:
     api = FastAPI(title="ccgate admin API", version="1", dependencies=[Depends(admin_key)],
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url=None, openapi_url=None, redoc_url=None)
+    add_admin_docs(api, mounted_at="/admin/api")
 
     @api.exception_handler(OperationError)
     async def refused(request: Request, error: OperationError) -> JSONResponse:
@@ -155,6 +166,8 @@ def create_admin_api() -> FastAPI:
 
     @api.post("/users", status_code=201, summary="Add a user")
     async def add_user(body: UserIn, ops: Ops) -> dict:
+        if body.password is not None and (problem := password_problem(body.password, body.email)):
+            raise HTTPException(422, problem)
         user_id = await ops.add_user(body.email, password=body.password, admin=body.admin, credit_usd=body.credit_usd)
         return {"id": user_id, "email": body.email.strip().lower()}
 
@@ -247,8 +260,7 @@ def create_admin_api() -> FastAPI:
 
     @api.get("/usage", summary="Requests, tokens and cost per day, model and key")
     async def usage(ops: Ops, email: str | None = None, key_id: str | None = None, model: str | None = None,
-                    since_ms: Annotated[int | None, Query(ge=0)] = None,
-                    until_ms: Annotated[int | None, Query(ge=0)] = None) -> list[dict]:
+                    since_ms: EpochMs = None, until_ms: EpochMs = None) -> list[dict]:
         user_id = (await ops.user(email))["id"] if email else None
         return await ops.usage_summary(user_id=user_id, key_id=key_id, model=model, since_ms=since_ms,
                                        until_ms=until_ms)
@@ -267,6 +279,9 @@ def create_admin_api() -> FastAPI:
     @api.patch("/accounts/{name}", summary="Enable, disable or change an upstream account")
     async def patch_account(name: str, body: AccountPatch, ops: Ops) -> dict:
         values = body.model_dump(exclude_none=True)
+        if not values:
+            raise HTTPException(400, "nothing to change: give enabled, api_key, base_url, priority, weight, rpm "
+                                     "or concurrency")
         if "enabled" in values:
             values["disabled_reason"] = None if values["enabled"] else "disabled by operator"
         await ops.update_account(name, **values)

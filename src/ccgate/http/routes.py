@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccgate.http import chat, messages, meta, responses
+from ccgate.http.fallback import fallback_routes
 from ccgate.http.services import Services
 from ccgate.http.web import create_web_app
 from ccgate.obs import metrics
@@ -40,6 +41,7 @@ def routes(gateway: Services) -> list[BaseRoute]:
         Route("/healthz", meta.healthz, methods=["GET"]),
         Route("/readyz", meta.readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
+        *fallback_routes(),
         Mount("", app=create_web_app(gateway)),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from redis.asyncio import Redis
 from starlette.requests import Request
 
 from ccgate.billing.catalog import Catalog
@@ -25,6 +26,7 @@ class Services(Protocol):
 
     settings: Settings
     box: SecretBox  # the server secret's keyed hash, for CSRF tokens
+    redis: Redis | None  # shared by the web pages' throttles when there are several processes
     ops: Operations
     gate: Gate
     state: AdmissionState

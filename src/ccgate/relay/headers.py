@@ -1,24 +1,38 @@
-"""Which client headers go upstream, and which upstream headers come back."""
+"""Which client headers go upstream: an explicit allowlist of what Anthropic reads.
+
+A client header reaches the upstream only if its name is listed in `FORWARDED_NAMES` or starts
+with one of `FORWARDED_PREFIXES`:
+
+- `anthropic-*`: the API version, the beta list (forwarded verbatim, never filtered by value) and
+  the other Anthropic request options such as `anthropic-dangerous-direct-browser-access`;
+- `content-type`, `accept`, `user-agent`;
+- `x-stainless-*`: the SDKs' platform, retry-count and timeout headers;
+- `x-claude-code-*` (session, agent and parent-agent ids) and `x-app`, sent by Claude Code.
+
+Everything else is dropped, in particular hop-by-hop and forwarding headers (`connection`,
+`x-forwarded-*`, `forwarded`, `true-client-ip`, ...), cookies, `origin`/`referer`, test hooks
+such as `x-sim-*`, and the client's own credentials (`x-api-key`, `authorization`): the
+account's key takes their place.
+"""
 
 from __future__ import annotations
 
 ANTHROPIC_VERSION = "2023-06-01"
 
-# Hop-by-hop headers, credentials, and what the HTTP client sets itself.
-_NOT_FORWARDED = frozenset({
-    b"host", b"content-length", b"connection", b"keep-alive", b"proxy-authenticate",
-    b"proxy-authorization", b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
-    b"x-api-key", b"authorization", b"cookie", b"accept-encoding", b"x-forwarded-for",
-    b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip", b"forwarded", b"x-no-cache",
-})
+FORWARDED_NAMES = frozenset({b"content-type", b"accept", b"user-agent", b"x-app"})
+FORWARDED_PREFIXES = (b"anthropic-", b"x-stainless-", b"x-claude-code-")
+
+
+def is_forwarded(name: bytes) -> bool:
+    """Whether a (lower-case) client header name may travel upstream."""
+    return name in FORWARDED_NAMES or name.startswith(FORWARDED_PREFIXES)
 
 
 def upstream_headers(client_headers: list[tuple[bytes, bytes]], api_key: str) -> dict[str, str]:
-    """Every end-to-end client header (all `anthropic-*` among them), with the account's key in place
-    of the client's own."""
+    """The allowed client headers, with the account's key in place of the client's own."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in client_headers:
-        if raw_name in _NOT_FORWARDED:
+        if not is_forwarded(raw_name):
             continue
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         # A repeated header (one `anthropic-beta` per beta) travels as one comma list.

@@ -21,7 +21,7 @@ from ccgate.sim.errors import invalid
 from ccgate.sim.ids import new_id
 from ccgate.sim.tokens import count_json, count_text, truncate_tokens
 
-DIRECTIVE_RE = re.compile(r"\[\[sim:(reply|tokens|fault)=(.*?)\]\]", re.DOTALL)
+DIRECTIVE_RE = re.compile(r"\[\[sim:(reply|tokens|fault|delay_ms)=(.*?)\]\]", re.DOTALL)
 GREETING = "Hello from the ccgate simulator."
 ECHO_CHARS = 200
 FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do")
@@ -41,6 +41,7 @@ class Directives:
     reply: str | None = None
     tokens: int | None = None
     fault: str | None = None
+    delay_ms: int | None = None  # how long a `slow-first-byte` fault waits
 
 
 @dataclass(slots=True)
@@ -82,10 +83,10 @@ def read_directives(text: str) -> tuple[str, Directives]:
         return text, Directives()
     found = Directives()
     for name, value in DIRECTIVE_RE.findall(text):
-        if name == "tokens":
+        if name in ("tokens", "delay_ms"):
             if not value.strip().isdigit():
-                raise invalid(f"[[sim:tokens={value}]]: expected a non-negative integer")
-            found.tokens = int(value)
+                raise invalid(f"[[sim:{name}={value}]]: expected a non-negative integer")
+            setattr(found, name, int(value))
         else:
             setattr(found, name, value.strip() if name == "fault" else value)
     return DIRECTIVE_RE.sub("", text).strip(), found

@@ -4,7 +4,8 @@
 anthropic-api.md describes.  /_sim/requests (GET, DELETE), /_sim/stats (GET) and /_sim/faults
 (GET, POST `{"api_key", "kind", "count", "retry_after", "after_events", "delay_ms"}`, DELETE)
 let tests look inside and inject faults.  A request picks a fault by the `x-sim-fault` header
-first, then a `[[sim:fault=KIND]]` directive, then the standing fault of its API key.
+first, then a `[[sim:fault=KIND]]` directive (with `[[sim:delay_ms=N]]` for a slow first byte),
+then the standing fault of its API key.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _directive_fault(directives: Directives) -> Fault | None:
     if directives.fault is None:
         return None
     try:
-        return Fault(directives.fault)
+        return Fault(directives.fault, delay_ms=1000 if directives.delay_ms is None else directives.delay_ms)
     except ValueError as exc:
         raise invalid(f"[[sim:fault={directives.fault}]]: {exc}") from None
 

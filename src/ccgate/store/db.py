@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,12 +37,21 @@ def sqlite_pragmas(dbapi_connection: Connection, _record: object) -> None:
     cursor.close()
 
 
+def private_database_file(path: Path) -> None:
+    """Only the server's user may read the SQLite database (keys' hashes, encrypted credentials, usage):
+    a directory made for it is 0700, the file 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets its data directory created and its pragmas set."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_database_file(Path(path))
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine

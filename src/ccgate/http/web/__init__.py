@@ -6,6 +6,7 @@ and adds nothing to their path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,13 @@ from ccgate.http.web import auth, console, console_alerts, console_reports, dash
 from ccgate.http.web.docs import docs_page
 from ccgate.http.web.headers import SecurityHeaders
 from ccgate.http.web.sessions import Endpoint, anonymous, form_action, signed_in
-from ccgate.http.web.throttle import LoginThrottle
+from ccgate.http.web.throttle import (
+    LOGIN_PER_ADDRESS,
+    SIGNUP_PER_ADDRESS,
+    LoginThrottle,
+    MemoryAttempts,
+    RedisAttempts,
+)
 
 if TYPE_CHECKING:
     from ccgate.http.services import Services
@@ -86,5 +93,11 @@ def create_web_app(gateway: Services) -> Starlette:
     ]
     app = Starlette(routes=pages, middleware=[Middleware(SecurityHeaders)])
     app.state.gateway = gateway
-    app.state.throttle = LoginThrottle()
+    settings = gateway.settings
+    attempts = (MemoryAttempts() if gateway.redis is None
+                else RedisAttempts(gateway.redis, settings.redis_prefix + "web-throttle:"))
+    app.state.throttle = LoginThrottle(
+        attempts,
+        per_address=replace(LOGIN_PER_ADDRESS, free=settings.login_failures_per_address),
+        signups=replace(SIGNUP_PER_ADDRESS, free=settings.signups_per_hour))
     return app

@@ -8,10 +8,11 @@ from starlette.responses import Response
 from ccgate.gate.admission import Defaults
 from ccgate.gate.durations import describe_window
 from ccgate.http.web.docs import example_model
-from ccgate.http.web.forms import FormError, optional_whole, read_form, secret, text
+from ccgate.http.web.forms import FormError, expiry, optional_whole, read_form, secret, text
 from ccgate.http.web.render import done, gateway_of, render
 from ccgate.http.web.sessions import session_of, start_session
 from ccgate.ops import KeyLimits, NewKey
+from ccgate.passwords import password_problem
 
 
 def limits_in_force(key: dict, defaults: Defaults) -> dict:
@@ -44,7 +45,7 @@ async def create_key(request: Request) -> Response:
         concurrency=optional_whole(form, "concurrency", "Concurrent requests"),
         token_budget=optional_whole(form, "token_budget", "Token budget"),
         models=[model for model in form.getlist("models") if isinstance(model, str)] or None,
-        expires=text(form, "expires") or None,
+        expires=expiry(form, "expires", "Expires"),
     )
     key = await gateway_of(request).ops.create_user_key(session_of(request).user["email"], name=text(form, "name"),
                                                         limits=limits)
@@ -82,5 +83,7 @@ async def change_password(request: Request) -> Response:
     form, user = await read_form(request), session_of(request).user
     if secret(form, "new") != secret(form, "confirm"):
         raise FormError("the two new passwords differ")
+    if problem := password_problem(secret(form, "new"), user["email"]):
+        raise FormError(problem)
     await gateway_of(request).ops.change_password(user["email"], secret(form, "current"), secret(form, "new"))
     return await start_session(request, user["id"], "/dashboard/account?ok=password-changed")

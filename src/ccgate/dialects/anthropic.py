@@ -58,9 +58,8 @@ def _check_type(data: dict[str, Any], field: str, expected: type | tuple[type, .
         raise TranslationError(f"{field}: Input should be {wanted}", field)
 
 
-def parse_messages_request(body: bytes, *, counting: bool = False) -> dict[str, Any]:
+def check_messages_request(data: dict[str, Any], *, counting: bool = False) -> dict[str, Any]:
     """Check the fields the gateway relies on; everything else is the upstream's to judge."""
-    data = parse_json_object(body)
     _check_type(data, "model", str, True)
     _check_type(data, "messages", list, True)
     _check_type(data, "system", (str, list), False)

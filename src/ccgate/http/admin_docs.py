@@ -26,7 +26,7 @@ ASSETS = "/docs-assets"
 async def _is_admin(request: Request) -> bool:
     """An admin key, or an admin's dashboard session."""
     try:
-        return bool(request.app.state.gateway.authenticate(request).is_admin)
+        return bool(request.app.state.gateway.authenticate(request.headers).is_admin)
     except GatewayError:
         session = await current_session(request)
         return session is not None and bool(session.user["is_admin"])

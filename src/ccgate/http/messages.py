@@ -7,8 +7,8 @@ from starlette.types import ASGIApp
 
 from ccgate.billing.estimate import asks_for_1h_cache
 from ccgate.billing.prices import request_flags
-from ccgate.dialects.anthropic import AnthropicDialect, parse_messages_request
-from ccgate.http.bodies import read_body
+from ccgate.dialects.anthropic import AnthropicDialect, check_messages_request
+from ccgate.http.bodies import parse_body, read_body
 from ccgate.http.endpoint import endpoint, resolve_model
 from ccgate.http.services import Services
 from ccgate.pipeline.context import Call
@@ -25,7 +25,7 @@ def upstream_path(request: Request, path: str) -> str:
 async def create_message(request: Request, gateway: Services, call: Call) -> ASGIApp:
     key = call.key = gateway.authenticate(request.headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
-    data = parse_messages_request(body)
+    data = check_messages_request(parse_body(body))
     call.model = resolve_model(gateway, data["model"])
     call.stream = data.get("stream", False)
     call.max_tokens = data["max_tokens"]
@@ -43,6 +43,6 @@ async def count_tokens(request: Request, gateway: Services, call: Call) -> ASGIA
     """Forwarded upstream as it is; free, unrecorded, and exempt from the key's limits."""
     call.key = gateway.authenticate(request.headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
-    call.model = resolve_model(gateway, parse_messages_request(body, counting=True)["model"])
+    call.model = resolve_model(gateway, check_messages_request(parse_body(body), counting=True)["model"])
     path = upstream_path(request, "/v1/messages/count_tokens")
     return await gateway.pipeline.passthrough(call, path, body, request.headers.raw)

@@ -39,6 +39,7 @@ from ccgate.pipeline.caching import ResponseCache
 from ccgate.pipeline.core import Pipeline
 from ccgate.relay.client import UpstreamClient
 from ccgate.relay.forward import Forwarder
+from ccgate.relay.probe import CredentialProbe
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
 from ccgate.route.shared import MemorySticky, RedisSticky
@@ -112,8 +113,9 @@ class Gateway:
         self.cache = ResponseCache(store, CachePolicy(settings.cache), follow_timeout=settings.first_byte_timeout)
         self.observer = Observer.from_settings(settings.access_log, settings.log_format, settings.log_level,
                                                settings.metrics_user_labels)
+        self.probe = CredentialProbe(self.upstream, on_confirmed=self._account_rejected)
         self.forwarder = Forwarder(self.router, self.sticky, self.upstream, settings.failover_attempts,
-                                   on_rejected=self._account_rejected, tracing=self.observer.tracing)
+                                   on_rejected=self.probe.suspect, tracing=self.observer.tracing)
         self.pipeline = Pipeline(gate=self.gate, forwarder=self.forwarder, settler=Settler(self.writer),
                                  state=self.state, cache=self.cache, database_up=lambda: self.database_up,
                                  observer=self.observer)
@@ -151,6 +153,7 @@ class Gateway:
             self._watcher.cancel()
         for task in self._background:
             task.cancel()
+        await self.probe.stop()
         await self.writer.stop()
         await self.observer.stop()
         await self.upstream.close()
@@ -249,9 +252,9 @@ class Gateway:
 
     # -- off the request path --------------------------------------------------------------------
 
-    def _account_rejected(self, account: Account, reason: str) -> None:
-        """An account whose credentials upstream refused is disabled, without holding up the request."""
-        self._in_background(self.ops.set_account_enabled(account.name, False, reason))
+    async def _account_rejected(self, account: Account, reason: str) -> None:
+        """An account whose own credentials a probe found refused is disabled (off the request path)."""
+        await self.ops.set_account_enabled(account.name, False, reason)
 
     def _in_background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -86,14 +86,20 @@ class Pipeline:
 
     async def passthrough(self, call: Call, path: str, body: bytes,
                           client_headers: list[tuple[bytes, bytes]]) -> Response:
-        """Forward a request that is neither limited nor billed, such as count_tokens."""
-        attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        """Forward a request that is not billed, such as count_tokens, under the key's count_tokens limit."""
+        assert call.key is not None
+        ticket = await self.gate.admit_count(call.key)
+        try:
+            attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        finally:
+            ticket.release()
         return Response(attempt.body, attempt.response.status, headers=call.id_headers(), media_type=JSON)
 
     @staticmethod
     def _target(call: Call) -> Target:
         assert call.model is not None
-        return Target(call.model.id, call.model.aliases, call.stream, call.session)
+        tenant = str(call.key.user_id) if call.key is not None else None
+        return Target(call.model.id, call.model.aliases, call.stream, call.session, tenant)
 
     async def _serve_hit(self, call: Call, ticket: Ticket, raw: bytes, ttl_left: float) -> Response:
         """The stored answer in the caller's dialect, billed at the hit price and recorded as a hit."""

@@ -1,0 +1,172 @@
+"""Issue 14: one tenant's requests must not take a shared account from everyone, and count_tokens is
+limited.  The real pipeline, gate, router and relay over tests/fakes.py: milliseconds a test."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from ccgate.dialects.anthropic import AnthropicDialect
+from ccgate.errors import GatewayError
+from ccgate.gate.keys import KeyRecord
+from ccgate.pipeline.context import Call
+from ccgate.relay.probe import CredentialProbe
+from ccgate.route.pool import Account
+from fakes import HAIKU, Core, Exchange, FakeServices, answer, api, call_asgi, core, error, key
+
+BODY = b'{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
+COUNT_BODY = b'{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}'
+ROOM = {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49"}
+NO_ROOM = {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0"}
+
+
+async def run(rig: Core, user: int = 1) -> Exchange | GatewayError:
+    call = Call(AnthropicDialect())
+    call.key, call.model, call.max_tokens, call.body_size = key(user), HAIKU, 100, len(BODY)
+    try:
+        app = await rig.pipeline.run(call, "/v1/messages", BODY, [])
+    except GatewayError as refusal:
+        return refusal
+    return await call_asgi(app)  # type: ignore[arg-type]
+
+
+def status_of(outcome: Exchange | GatewayError) -> int:
+    return outcome.status
+
+
+def cooling(rig: Core, number: int) -> bool:
+    return rig.router.health[number].cooldown_until > time.time() if number in rig.router.health else False
+
+
+def probed(rig: Core) -> tuple[CredentialProbe, list[str]]:
+    """A credential probe wired as the gateway wires it; returns it and the accounts it disabled."""
+    disabled: list[str] = []
+
+    async def disable(account: Account, reason: str) -> None:
+        disabled.append(account.name)
+
+    probe = CredentialProbe(rig.upstream, on_confirmed=disable)
+    rig.pipeline.forwarder.on_rejected = probe.suspect
+    return probe, disabled
+
+
+# -- 401/403: a probe with the account's own credentials decides -----------------------------------
+
+async def test_a_401_the_probe_finds_healthy_disables_nothing_and_fails_over() -> None:
+    rig = core()
+    probe, disabled = probed(rig)
+    rig.upstream.queue("http://upstream-1", error(401, "authentication_error", "invalid x-api-key"))
+    rig.upstream.queue("http://upstream-2", answer())
+    rig.upstream.probes["http://upstream-1"] = deque([200])
+    assert status_of(await run(rig)) == 200
+    await probe.drain()
+    assert disabled == [] and not cooling(rig, 1)
+    [probe_sent] = [sent for sent in rig.upstream.sent if sent.path.startswith("/v1/models")]
+    assert probe_sent.headers["x-api-key"] == "sk-ant-fake-1" and probe_sent.body == b""
+    # Probed healthy: more refusals within the interval are not probed again.
+    rig.upstream.queue("http://upstream-1", error(401, "authentication_error"))
+    rig.upstream.queue("http://upstream-2", answer())
+    assert status_of(await run(rig)) == 200
+    await probe.drain()
+    assert len([sent for sent in rig.upstream.sent if sent.path.startswith("/v1/models")]) == 1
+
+
+async def test_a_401_the_probe_confirms_disables_the_account() -> None:
+    rig = core()
+    probe, disabled = probed(rig)
+    rig.upstream.queue("http://upstream-1", error(403, "permission_error", "organization disabled"))
+    rig.upstream.queue("http://upstream-2", answer())
+    rig.upstream.probes["http://upstream-1"] = deque([401])
+    assert status_of(await run(rig)) == 200
+    await probe.drain()
+    assert disabled == ["account-1"]
+
+
+# -- 5xx and timeouts: evidence from several users --------------------------------------------------
+
+async def test_server_errors_from_one_user_never_cool_the_only_account() -> None:
+    rig = core(accounts=1)
+    for _ in range(6):
+        rig.upstream.queue("http://upstream-1", error(500, "api_error", "Internal server error"))
+        assert status_of(await run(rig, user=1)) == 502
+    rig.upstream.queue("http://upstream-1", answer())
+    assert not cooling(rig, 1)
+    assert status_of(await run(rig, user=2)) == 200, "another user is served"
+
+
+async def test_server_errors_from_several_users_cool_the_account() -> None:
+    rig = core(accounts=1)
+    for user in (1, 1, 2):
+        rig.upstream.queue("http://upstream-1", error(500, "api_error"))
+        assert status_of(await run(rig, user=user)) == 502
+    assert cooling(rig, 1) and rig.router.health[1].cause == "server_error"
+
+
+async def test_a_request_failing_the_same_way_on_two_accounts_stops_and_cools_neither() -> None:
+    rig = core(accounts=3)
+    rig.upstream.queue("http://upstream-1", error(500, "api_error", "boom"))
+    rig.upstream.queue("http://upstream-2", error(500, "api_error", "boom"))
+    rig.upstream.queue("http://upstream-3", answer())
+    outcome = await run(rig)
+    assert isinstance(outcome, GatewayError) and outcome.status == 502 and "boom" in str(outcome.message)
+    assert [sent.base_url for sent in rig.upstream.sent] == ["http://upstream-1", "http://upstream-2"]
+    assert not cooling(rig, 1) and not cooling(rig, 2)
+
+
+async def test_a_failure_another_account_then_answers_is_the_first_accounts() -> None:
+    rig = core()
+    rig.upstream.queue("http://upstream-1", TimeoutError())
+    rig.upstream.queue("http://upstream-2", answer())
+    assert status_of(await run(rig)) == 200
+    assert cooling(rig, 1) and rig.router.health[1].cause == "unreachable"
+
+
+# -- 429: the account's own meter decides; a request's own 4xx never cools ---------------------------
+
+async def test_a_429_with_room_left_is_the_requests_and_one_without_is_the_accounts() -> None:
+    rig = core(accounts=1)
+    rig.upstream.queue("http://upstream-1", error(429, "rate_limit_error", "too big", **ROOM, **{"retry-after": "9"}))
+    assert status_of(await run(rig)) == 429
+    assert not cooling(rig, 1)
+    rig.upstream.queue("http://upstream-1", error(429, "rate_limit_error", "used up", **NO_ROOM,
+                                                  **{"retry-after": "9"}))
+    assert status_of(await run(rig)) == 429
+    assert cooling(rig, 1) and rig.router.health[1].cooldown_until - time.time() <= 9
+
+
+async def test_a_requests_own_4xx_cools_nothing() -> None:
+    rig = core(accounts=1)
+    for user in (1, 2, 3):
+        rig.upstream.queue("http://upstream-1", error(400, "invalid_request_error"))
+        assert status_of(await run(rig, user=user)) == 400
+    assert not cooling(rig, 1)
+
+
+# -- count_tokens ---------------------------------------------------------------------------------
+
+async def count_tokens(rig: Core, record: KeyRecord, times: int) -> list[int]:
+    app = api(FakeServices(rig, {"secret": record}))
+    statuses = []
+    for _ in range(times):
+        exchange = await call_asgi(app, path="/v1/messages/count_tokens", body=COUNT_BODY,
+                                   headers={"x-api-key": "secret"})
+        statuses.append(exchange.status)
+    return statuses
+
+
+async def test_count_tokens_has_a_per_minute_limit_of_its_own() -> None:
+    rig = core(accounts=1)
+    rig.upstream.queue("http://upstream-1", *[answer(payload={"input_tokens": 8}) for _ in range(20)])
+    statuses = await count_tokens(rig, key(rpm=1), 20)
+    assert statuses == [200] * 10 + [429] * 10  # rpm 1: max(3 x 1, 10) a minute
+    assert len(rig.upstream.sent) == 10
+    # ... apart from the key's own RPM: a message is still admitted.
+    rig.upstream.queue("http://upstream-1", answer())
+    assert status_of(await run(rig)) == 200
+
+
+async def test_a_count_tokens_body_that_upstream_fails_on_does_not_cool_the_account() -> None:
+    rig = core(accounts=1)
+    rig.upstream.queue("http://upstream-1", *[error(500, "api_error") for _ in range(5)])
+    assert await count_tokens(rig, key(), 5) == [502] * 5
+    assert not cooling(rig, 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from ccgate.billing.refusals import RefusalSampler
 from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
@@ -170,3 +171,31 @@ async def test_a_count_tokens_body_that_upstream_fails_on_does_not_cool_the_acco
     rig.upstream.queue("http://upstream-1", *[error(500, "api_error") for _ in range(5)])
     assert await count_tokens(rig, key(), 5) == [502] * 5
     assert not cooling(rig, 1)
+
+
+# -- a refused flood ------------------------------------------------------------------------------
+
+async def test_a_refused_flood_writes_a_bounded_number_of_rows() -> None:
+    rig = core(accounts=1)
+    rig.upstream.queue("http://upstream-1", answer())
+    app = api(FakeServices(rig, {"secret": key(rpm=1)}))
+    started = time.monotonic()
+    statuses = [(await call_asgi(app, path="/v1/messages", body=BODY, headers={"x-api-key": "secret"})).status
+                for _ in range(301)]
+    seconds = time.monotonic() - started
+    assert statuses == [200] + [429] * 300
+    assert len(rig.writer.rows) == 1
+    # One row per key and reason a second: the first refusal of each second.
+    assert 1 <= len(rig.writer.refusals) <= seconds + 1
+    assert rig.pipeline.refusals.skipped == 300 - len(rig.writer.refusals)
+    assert {(row.status, row.key_id) for row in rig.writer.refusals} == {(429, "key_1")}
+
+
+def test_refusal_rows_are_one_per_key_and_reason_a_second() -> None:
+    sampler = RefusalSampler(interval=1.0)
+    assert sampler.take("k1", 429, "rate_limit_error", now=10.0)
+    assert not sampler.take("k1", 429, "rate_limit_error", now=10.5)
+    assert sampler.take("k1", 402, "billing_error", now=10.5), "another reason has its own row"
+    assert sampler.take("k2", 429, "rate_limit_error", now=10.5), "another key has its own row"
+    assert sampler.take("k1", 429, "rate_limit_error", now=11.0)
+    assert sampler.skipped == 1

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from ccgate.billing.prices import Usage
+from ccgate.billing.refusals import RefusalSampler
 from ccgate.billing.settle import Settler
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Gate, Ticket
@@ -40,6 +41,7 @@ class Pipeline:
         self.database_up = database_up
         self.observer = observer
         self.tracing = forwarder.tracing
+        self.refusals = RefusalSampler()
 
     async def run(self, call: Call, path: str, body: bytes, client_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
         """The response to an admitted request, or a GatewayError."""
@@ -150,8 +152,9 @@ class Pipeline:
             self.observer.finished(record_of(call), call.trail.span)
 
     def record_refusal(self, call: Call) -> None:
-        """Record a request answered with an error (nothing to wait for); unauthenticated ones are not."""
-        if call.key is not None:
+        """Record a request answered with an error (nothing to wait for); unauthenticated ones are not,
+        and of a flood only a sample is (billing.refusals)."""
+        if call.key is not None and self.refusals.take(call.key.id, call.status, call.error_type):
             self.settler.record_later(call.usage_row())
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
@@ -30,6 +31,7 @@ from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
+from ccgate.http.freshness import CatchUp
 from ccgate.http.routes import routes
 from ccgate.obs import metrics
 from ccgate.obs.alerts import Deduper, redis_claim
@@ -48,6 +50,7 @@ from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
 from ccgate.store import repo
+from ccgate.store.change_marker import ChangeMarker
 from ccgate.store.db import create_engine
 from ccgate.store.rows import UsageRow
 
@@ -127,6 +130,9 @@ class Gateway:
         self.database_up = True
         self.process = f"{socket.gethostname()}:{os.getpid()}"  # names this process's account health reports
         self.version = -1
+        self.marker = ChangeMarker(settings.data_dir)
+        self._marker_seen = -1  # the marker's stamp when the configuration was last loaded
+        self._reloading = asyncio.Lock()
         self.disabled_accounts: tuple[str, ...] = ()
         self._watcher: asyncio.Task | None = None
 
@@ -165,6 +171,7 @@ class Gateway:
 
     async def reload(self) -> None:
         """Read keys, prices and accounts afresh."""
+        stamp = self.marker.stamp()  # before the read: a change committed during it moves the marker again
         async with self.engine.connect() as conn:
             version = await repo.current_version(conn)
             keys = await KeyDirectory.load(conn)
@@ -174,6 +181,7 @@ class Gateway:
         self.auth.directory, self.catalog, self.version = keys, catalog, version
         self.disabled_accounts = disabled
         self.router.set_pool(pool)
+        self._marker_seen = stamp
         await self.writer.exclusive(self._refresh_balances)
 
     async def _refresh_balances(self) -> None:
@@ -214,7 +222,8 @@ class Gateway:
             self._database_is(True)
             try:
                 if version != self.version:
-                    await self.reload()
+                    async with self._reloading:
+                        await self.reload()
                 health = self.router.snapshot()
                 metrics.observe_accounts(self.router.gauges(disabled=self.disabled_accounts))
                 # Health (a cooldown, an error) is reported at once; load figures change under any
@@ -225,6 +234,28 @@ class Gateway:
                     last_health, reported = health, time.monotonic()
             except Exception as exc:
                 log.error("configuration reload failed: %s", exc)
+
+    def configuration_changed(self) -> bool:
+        """Whether an admin change was committed (on this host) since the configuration was last loaded."""
+        return self.marker.stamp() != self._marker_seen
+
+    async def catch_up(self) -> None:
+        """Load the configuration now if a committed change moved the marker; one request at a time does
+        it, the others wait for it.  A database that cannot answer leaves the change to the watcher."""
+        async with self._reloading:
+            stamp = self.marker.stamp()
+            if stamp == self._marker_seen:
+                return
+            try:
+                async with self.engine.connect() as conn:
+                    version = await repo.current_version(conn)
+                if version != self.version:
+                    await self.reload()
+                else:
+                    self._marker_seen = stamp
+            except Exception as exc:
+                self._marker_seen = stamp  # not again on every request: the watcher retries each interval
+                log.error("catching up with a configuration change failed: %s", exc)
 
     def _database_is(self, up: bool, error: Exception | None = None) -> None:
         """Without a database nothing can be recorded, so new requests are refused (503) until it is back."""
@@ -272,6 +303,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await gateway.stop()
 
-    app = Starlette(routes=routes(gateway), lifespan=lifespan)
+    app = Starlette(routes=routes(gateway), lifespan=lifespan, middleware=[
+        Middleware(CatchUp, changed=gateway.configuration_changed, catch_up=gateway.catch_up)])
     app.state.gateway = gateway
     return app

@@ -3,6 +3,7 @@ limited.  The real pipeline, gate, router and relay over tests/fakes.py: millise
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
@@ -13,6 +14,7 @@ from ccgate.gate.keys import KeyRecord
 from ccgate.pipeline.context import Call
 from ccgate.relay.probe import CredentialProbe
 from ccgate.route.pool import Account
+from ccgate.store.change_marker import ChangeMarker, MarkerWatch
 from fakes import HAIKU, Core, Exchange, FakeServices, answer, api, call_asgi, core, error, key
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
@@ -199,3 +201,23 @@ def test_refusal_rows_are_one_per_key_and_reason_a_second() -> None:
     assert sampler.take("k2", 429, "rate_limit_error", now=10.5), "another key has its own row"
     assert sampler.take("k1", 429, "rate_limit_error", now=11.0)
     assert sampler.skipped == 1
+
+
+# -- read-your-writes on one host ------------------------------------------------------------------
+
+async def test_a_touched_marker_is_seen_by_the_watch_within_one_loop_step(tmp_path) -> None:
+    writer, watch = ChangeMarker(tmp_path), MarkerWatch(ChangeMarker(tmp_path))
+    loop = asyncio.get_running_loop()
+    assert watch.start(loop), "inotify is available on Linux"
+    try:
+        watch.seen()
+        await asyncio.sleep(0.01)
+        assert not watch.changed()
+        for _ in range(3):  # changes within one clock tick of the file system are each seen
+            writer.touch()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert watch.changed()
+            watch.seen()
+    finally:
+        watch.stop(loop)

@@ -7,7 +7,11 @@ import asyncio
 import time
 from collections import deque
 
+import pytest
+from redis.asyncio import Redis
+
 from ccgate.billing.refusals import RefusalSampler
+from ccgate.broadcast import announce_change, confirm_change
 from ccgate.dialects.anthropic import AnthropicDialect
 from ccgate.errors import GatewayError
 from ccgate.gate.keys import KeyRecord
@@ -16,10 +20,12 @@ from ccgate.relay.probe import CredentialProbe
 from ccgate.route.pool import Account
 from ccgate.store.change_marker import ChangeMarker, MarkerWatch
 from fakes import HAIKU, Core, Exchange, FakeServices, answer, api, call_asgi, core, error, key
+from services import RedisServer
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
 COUNT_BODY = b'{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}'
 ROOM = {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49"}
+CHANNEL, ACK_PREFIX = "t:config", "t:config-ack:"
 NO_ROOM = {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0"}
 
 
@@ -221,3 +227,51 @@ async def test_a_touched_marker_is_seen_by_the_watch_within_one_loop_step(tmp_pa
             watch.seen()
     finally:
         watch.stop(loop)
+
+
+# -- several processes: the announcement, confirmed ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = RedisServer().start()
+    yield server.url
+    server.stop()
+
+
+async def listener(url: str, name: str, *, confirms: bool) -> tuple[Redis, asyncio.Task[None]]:
+    """A serving process's side: subscribed to the channel, confirming each announcement (or not)."""
+    client = Redis.from_url(url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(CHANNEL)
+
+    async def serve() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "message" and confirms:
+                await confirm_change(client, ACK_PREFIX, [message["data"]], name)
+
+    return client, asyncio.get_running_loop().create_task(serve())
+
+
+async def announce_to(redis_url: str, *confirming: bool) -> tuple[int, int]:
+    listeners = [await listener(redis_url, f"host:{n}", confirms=confirms) for n, confirms in enumerate(confirming)]
+    announcer = Redis.from_url(redis_url)
+    try:
+        return await announce_change(announcer, CHANNEL, ACK_PREFIX, timeout=0.5)
+    finally:
+        for client, task in listeners:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aclose()
+        await announcer.aclose()
+
+
+async def test_an_announcement_returns_once_every_listening_process_confirmed(redis_url, caplog) -> None:
+    started = time.monotonic()
+    assert await announce_to(redis_url, True, True, True) == (3, 3)
+    assert time.monotonic() - started < 0.5, "it returned as soon as all had confirmed"
+    assert "confirmed" not in caplog.text
+
+
+async def test_a_process_that_does_not_confirm_is_a_warning_after_the_timeout(redis_url, caplog) -> None:
+    assert await announce_to(redis_url, True, False) == (1, 2)
+    assert "only 1 of 2 serving processes confirmed the change" in caplog.text

@@ -5,13 +5,15 @@ the read-your-writes path (store.change_marker, http.freshness) can make these p
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from dataclasses import dataclass
 
 import pytest
 
-from harness import Gateway
+from harness import CCGATE, Gateway
 from helpers import message_body, post, raw
+from services import Deployment
 
 
 @dataclass
@@ -94,3 +96,25 @@ def test_changes_through_the_admin_api_hold_when_it_answers(rig):
     assert status(gateway, other) == 200
     assert admin(gateway, "PATCH", f"/users/{other_email}", admin_key, {"disabled": True})[0] == 200
     assert status(gateway, other) == 401
+
+
+# -- several processes: the Redis announcement, confirmed ---------------------------------------------
+
+def test_a_revocation_from_another_host_is_confirmed_by_every_worker_before_the_cli_exits(sim, tmp_path):
+    """Three workers on PostgreSQL and Redis; the CLI runs with a data directory of its own (another
+    host: the change marker cannot help), so only the confirmed announcement makes the key fail at once."""
+    env = {**Deployment.shared().gateway_env(), "CCGATE_RELOAD_INTERVAL": "60", "CCGATE_SECRET": "s" * 64}
+    gateway = Gateway(tmp_path / "gateway", extra_env=env, workers=3)
+    gateway.add_account("main", "sk-ant-ryw-" + uuid.uuid4().hex[:6], sim.url)
+    gateway.start()
+    try:
+        email = f"far-{uuid.uuid4().hex[:8]}@example.com"
+        key = gateway.new_key(email)
+        key_id = gateway.cli("keys", "list", email).stdout.split()[0]
+        elsewhere = {**gateway.env, "CCGATE_DATA_DIR": str(tmp_path / "elsewhere")}
+        result = subprocess.run([*CCGATE, "keys", "revoke", key_id], env=elsewhere, capture_output=True, text=True,
+                                timeout=60, check=True)
+        assert "confirmed" not in result.stderr, result.stderr  # no warning: every worker confirmed
+        assert [status(gateway, key) for _ in range(12)] == [401] * 12
+    finally:
+        gateway.stop()

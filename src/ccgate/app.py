@@ -22,7 +22,7 @@ from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.settle import Settler
-from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client
+from ccgate.broadcast import ACKS, CONFIGURATION, HEALTH, Broadcast, announce_change, confirm_change, redis_client
 from ccgate.cache.policy import CachePolicy
 from ccgate.cache.store import MemoryResponseStore, RedisResponseStore, ResponseStore
 from ccgate.config import Settings
@@ -80,6 +80,7 @@ class Gateway:
         self.redis: Redis | None = None
         self.broadcast: Broadcast | None = None
         self._configuration_changed = asyncio.Event()
+        self._announcements: list[bytes] = []  # tokens of announced changes, confirmed once loaded
         self._background: set[asyncio.Task[Any]] = set()
         announce = None
         self.state: AdmissionState
@@ -95,8 +96,8 @@ class Gateway:
             health, configuration = prefix + HEALTH, prefix + CONFIGURATION
             self.router.on_cooldown = lambda *cooldown: self.broadcast.publish(health, orjson.dumps(cooldown))
             self.broadcast.on(health, lambda data: self.router.learn(*orjson.loads(data)))
-            self.broadcast.on(configuration, lambda _: self._configuration_changed.set())
-            announce = partial(announce_change, self.redis, configuration)
+            self.broadcast.on(configuration, self._configuration_announced)
+            announce = partial(announce_change, self.redis, configuration, prefix + ACKS)
         else:
             self.state = MemoryState()
             self.sticky = MemorySticky()
@@ -213,17 +214,21 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._configuration_changed.wait(), self.settings.reload_interval)
             self._configuration_changed.clear()
+            announced, self._announcements = self._announcements, []
             try:
                 async with self.engine.connect() as conn:
                     version = await repo.current_version(conn)
             except Exception as exc:
                 self._database_is(False, exc)
+                self._announcements[:0] = announced  # confirmed once the change could be loaded
                 continue
             self._database_is(True)
             try:
                 if version != self.version:
                     async with self._reloading:
                         await self.reload()
+                if announced and self.redis is not None:
+                    await confirm_change(self.redis, self.settings.redis_prefix + ACKS, announced, self.process)
                 health = self.router.snapshot()
                 metrics.observe_accounts(self.router.gauges(disabled=self.disabled_accounts))
                 # Health (a cooldown, an error) is reported at once; load figures change under any
@@ -234,6 +239,11 @@ class Gateway:
                     last_health, reported = health, time.monotonic()
             except Exception as exc:
                 log.error("configuration reload failed: %s", exc)
+
+    def _configuration_announced(self, token: bytes) -> None:
+        """An admin change was announced through Redis: load it now, then confirm it with `token`."""
+        self._announcements.append(token)
+        self._configuration_changed.set()
 
     def configuration_changed(self) -> bool:
         """Whether an admin change was committed (on this host) since the configuration was last loaded."""

@@ -37,7 +37,7 @@ class OperationsBase:
     """The database, the secret box and the settings every operation works with."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox, settings: Settings,
-                 announce: Callable[[], Awaitable[None]] | None = None) -> None:
+                 announce: Callable[[], Awaitable[object]] | None = None) -> None:
         self.engine = engine
         self.box = box
         self.settings = settings

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from redis import Redis
 
 from harness import CCGATE, Gateway
 from helpers import message_body, post, raw
@@ -116,5 +117,9 @@ def test_a_revocation_from_another_host_is_confirmed_by_every_worker_before_the_
                                 timeout=60, check=True)
         assert "confirmed" not in result.stderr, result.stderr  # no warning: every worker confirmed
         assert [status(gateway, key) for _ in range(12)] == [401] * 12
+        redis = Redis.from_url(env["CCGATE_REDIS_URL"])
+        acks = redis.keys(env["CCGATE_REDIS_PREFIX"] + "config-ack:*")
+        assert acks and all(redis.scard(ack) == 3 for ack in acks), "each of the three workers confirmed each change"
+        redis.close()
     finally:
         gateway.stop()

@@ -103,6 +103,8 @@ class FakeUpstream:
     sent: list[Sent] = field(default_factory=list)
     responses: list[FakeResponse] = field(default_factory=list)
 
+    probes: dict[str, deque[int | None]] = field(default_factory=dict)  # credential probe statuses per base URL
+
     def queue(self, base_url: str, *answers: FakeResponse | Exception) -> None:
         self.answers.setdefault(base_url, deque()).extend(answers)
 
@@ -113,6 +115,10 @@ class FakeUpstream:
             raise answer
         self.responses.append(answer)
         return answer
+
+    async def get_status(self, base_url: str, path: str, headers: dict[str, str]) -> int | None:
+        self.sent.append(Sent(base_url, path, b"", headers))
+        return self.probes[base_url].popleft()
 
 
 def message(text: str = "Hello there", *, input_tokens: int = 12, output_tokens: int = 7, **usage: Any) -> dict:

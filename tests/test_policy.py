@@ -48,14 +48,17 @@ def test_rpm_allows_n_then_429_with_retry_after_and_headers(gateway, email):
     assert caught.value.body["type"] == "rate_limit_error"
 
 
-def test_count_tokens_and_models_are_exempt_from_limits(gateway, email):
+def test_count_tokens_has_a_limit_of_its_own_and_models_none(gateway, email):
     key = gateway.new_key(email, "--rpm", "1")
     assert post(gateway, key, message_body())[0] == 200
     assert post(gateway, key, message_body())[0] == 429
     client = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
-    for _ in range(3):
+    for _ in range(10):  # rpm 1: max(3 x 1, 10) count_tokens a minute, apart from the key's RPM
         assert client.messages.count_tokens(model="claude-haiku-4-5", messages=PROMPT).input_tokens > 0
         assert client.models.list().data
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.count_tokens(model="claude-haiku-4-5", messages=PROMPT)
+    assert client.models.list().data
 
 
 # -- concurrency ---------------------------------------------------------------------------------

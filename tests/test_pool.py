@@ -78,12 +78,16 @@ def test_a_failing_account_is_invisible_to_the_client(pool, key, kind, cause):
 
 
 def test_all_accounts_failing_is_502_then_503_with_retry_after(pool, key):
-    for name in "abc":
-        pool.fail(name, "500")
-    status, headers, payload = post(pool.gateway, key, message_body())
-    assert status == 502 and payload["error"]["type"] == "api_error"
-    assert "upstream error" in payload["error"]["message"]
-    assert sum(pool.hits(name) for name in "abc") == 3, "at most three attempts, one per account"
+    # Each account fails its own way (one failure on two accounts would be the request's own fault),
+    # and the failures come from two users: evidence enough to cool every account.
+    for name, kind in zip("abc", ("500", "reset", "529"), strict=True):
+        pool.fail(name, kind)
+    other = pool.gateway.new_key(f"pool-{uuid.uuid4().hex[:6]}@example.com")
+    for caller in (key, key, other):
+        status, headers, payload = post(pool.gateway, caller, message_body())
+        assert status == 502 and payload["error"]["type"] == "api_error"
+        assert "upstream" in payload["error"]["message"]
+    assert sum(pool.hits(name) for name in "abc") == 9, "at most three attempts, one per account"
     status, headers, payload = post(pool.gateway, key, message_body())
     assert status == 503 and payload["error"]["type"] == "overloaded_error"
     assert 1 <= int(headers["retry-after"]) <= 2
@@ -241,3 +245,12 @@ def test_mixed_load_over_three_accounts_two_failing_sees_no_error(sim, tmp_path,
         assert "last-minute 48" in pool.accounts_list()["good"]
     finally:
         gateway.stop()
+
+
+def test_a_request_failing_the_same_way_on_two_accounts_is_its_own_fault(pool, key):
+    status, _, payload = post(pool.gateway, key, message_body(text="[[sim:fault=500]] a poisoned request"))
+    assert status == 502 and "Internal server error" in payload["error"]["message"]
+    assert sum(pool.hits(name) for name in "abc") == 2, "failover stops at the second identical failure"
+    before = pool.hits("a")
+    assert post(pool.gateway, key, message_body(text="an honest request"))[0] == HEALTHY
+    assert pool.hits("a") == before + 1, "the first-choice account was not cooled"

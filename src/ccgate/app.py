@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
 from ccgate.billing.estimate import UsageEstimator
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.billing.settle import Settler
-from ccgate.broadcast import CONFIGURATION, HEALTH, Broadcast, announce_change, redis_client
+from ccgate.broadcast import ACKS, CONFIGURATION, HEALTH, Broadcast, announce_change, confirm_change, redis_client
 from ccgate.cache.policy import CachePolicy
 from ccgate.cache.store import MemoryResponseStore, RedisResponseStore, ResponseStore
 from ccgate.config import Settings
@@ -31,6 +32,7 @@ from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory, KeyRecord
+from ccgate.http.freshness import CatchUp
 from ccgate.http.routes import routes
 from ccgate.obs import metrics
 from ccgate.obs.alerts import Deduper, redis_claim
@@ -41,6 +43,7 @@ from ccgate.pipeline.core import Pipeline
 from ccgate.pipeline.stored_responses import StoredResponses
 from ccgate.relay.client import UpstreamClient
 from ccgate.relay.forward import Forwarder
+from ccgate.relay.probe import CredentialProbe
 from ccgate.route.pool import Account, AccountPool
 from ccgate.route.router import Router
 from ccgate.route.shared import MemorySticky, RedisSticky
@@ -49,6 +52,7 @@ from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
 from ccgate.store import repo
+from ccgate.store.change_marker import ChangeMarker, MarkerWatch
 from ccgate.store.db import create_engine
 from ccgate.store.rows import UsageRow
 
@@ -78,6 +82,7 @@ class Gateway:
         self.redis: Redis | None = None
         self.broadcast: Broadcast | None = None
         self._configuration_changed = asyncio.Event()
+        self._announcements: list[bytes] = []  # tokens of announced changes, confirmed once loaded
         self._background: set[asyncio.Task[Any]] = set()
         announce = None
         self.state: AdmissionState
@@ -93,8 +98,8 @@ class Gateway:
             health, configuration = prefix + HEALTH, prefix + CONFIGURATION
             self.router.on_cooldown = lambda *cooldown: broadcast.publish(health, orjson.dumps(cooldown))
             broadcast.on(health, lambda data: self.router.learn(*orjson.loads(data)))
-            broadcast.on(configuration, lambda _: self._configuration_changed.set())
-            announce = partial(announce_change, self.redis, configuration)
+            broadcast.on(configuration, self._configuration_announced)
+            announce = partial(announce_change, self.redis, configuration, prefix + ACKS)
         else:
             self.state = MemoryState()
             self.sticky = MemorySticky()
@@ -115,8 +120,9 @@ class Gateway:
         self.cache = ResponseCache(store, CachePolicy(settings.cache), follow_timeout=settings.first_byte_timeout)
         self.observer = Observer.from_settings(settings.access_log, settings.log_format, settings.log_level,
                                                settings.metrics_user_labels)
+        self.probe = CredentialProbe(self.upstream, on_confirmed=self._account_rejected)
         self.forwarder = Forwarder(self.router, self.sticky, self.upstream, settings.failover_attempts,
-                                   on_rejected=self._account_rejected, tracing=self.observer.tracing)
+                                   on_rejected=self.probe.suspect, tracing=self.observer.tracing)
         self.pipeline = Pipeline(gate=self.gate, forwarder=self.forwarder, settler=Settler(self.writer),
                                  state=self.state, cache=self.cache, database_up=lambda: self.database_up,
                                  observer=self.observer)
@@ -129,6 +135,8 @@ class Gateway:
         self.database_up = True
         self.process = f"{socket.gethostname()}:{os.getpid()}"  # names this process's account health reports
         self.version = -1
+        self.marker = MarkerWatch(ChangeMarker(settings.data_dir))  # read-your-writes on this host
+        self._reloading = asyncio.Lock()
         self.disabled_accounts: tuple[str, ...] = ()
         self._watcher: asyncio.Task | None = None
 
@@ -136,6 +144,7 @@ class Gateway:
         """Start serving a database the CLI has migrated already (so N workers never race to migrate)."""
         self.writer.start()
         self.observer.start()
+        self.marker.start(asyncio.get_running_loop())
         await self.reload()
         # Everything imported and loaded so far lives as long as the process: keep it out of the
         # collector's sight, and collect the young generation less often (measured: 380 -> 283 us of
@@ -155,6 +164,8 @@ class Gateway:
             self._watcher.cancel()
         for task in self._background:
             task.cancel()
+        await self.probe.stop()
+        self.marker.stop(asyncio.get_running_loop())
         await self.writer.stop()
         await self.observer.stop()
         await self.upstream.close()
@@ -166,6 +177,7 @@ class Gateway:
 
     async def reload(self) -> None:
         """Read keys, prices and accounts afresh."""
+        self.marker.seen()  # before the read: a change committed during it raises the flag again
         async with self.engine.connect() as conn:
             version = await repo.current_version(conn)
             keys = await KeyDirectory.load(conn)
@@ -206,16 +218,21 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._configuration_changed.wait(), self.settings.reload_interval)
             self._configuration_changed.clear()
+            announced, self._announcements = self._announcements, []
             try:
                 async with self.engine.connect() as conn:
                     version = await repo.current_version(conn)
             except Exception as exc:
                 self._database_is(False, exc)
+                self._announcements[:0] = announced  # confirmed once the change could be loaded
                 continue
             self._database_is(True)
             try:
                 if version != self.version:
-                    await self.reload()
+                    async with self._reloading:
+                        await self.reload()
+                if announced and self.redis is not None:
+                    await confirm_change(self.redis, self.settings.redis_prefix + ACKS, announced, self.process)
                 health = self.router.snapshot()
                 metrics.observe_accounts(self.router.gauges(disabled=self.disabled_accounts))
                 # Health (a cooldown, an error) is reported at once; load figures change under any
@@ -226,6 +243,30 @@ class Gateway:
                     last_health, reported = health, time.monotonic()
             except Exception as exc:
                 log.error("configuration reload failed: %s", exc)
+
+    def _configuration_announced(self, token: bytes) -> None:
+        """An admin change was announced through Redis: load it now, then confirm it with `token`."""
+        self._announcements.append(token)
+        self._configuration_changed.set()
+
+    def configuration_changed(self) -> bool:
+        """Whether an admin change was committed (on this host) since the configuration was last loaded."""
+        return self.marker.changed()
+
+    async def catch_up(self) -> None:
+        """Load the configuration now if a committed change moved the marker; one request at a time does
+        it, the others wait for it.  A database that cannot answer leaves the change to the watcher."""
+        async with self._reloading:
+            if not self.marker.changed():
+                return
+            self.marker.seen()  # on failure too: not again on every request, the watcher retries each interval
+            try:
+                async with self.engine.connect() as conn:
+                    version = await repo.current_version(conn)
+                if version != self.version:
+                    await self.reload()
+            except Exception as exc:
+                log.error("catching up with a configuration change failed: %s", exc)
 
     def _database_is(self, up: bool, error: Exception | None = None) -> None:
         """Without a database nothing can be recorded, so new requests are refused (503) until it is back."""
@@ -253,9 +294,9 @@ class Gateway:
 
     # -- off the request path --------------------------------------------------------------------
 
-    def _account_rejected(self, account: Account, reason: str) -> None:
-        """An account whose credentials upstream refused is disabled, without holding up the request."""
-        self._in_background(self.ops.set_account_enabled(account.name, False, reason))
+    async def _account_rejected(self, account: Account, reason: str) -> None:
+        """An account whose own credentials a probe found refused is disabled (off the request path)."""
+        await self.ops.set_account_enabled(account.name, False, reason)
 
     def _in_background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -273,6 +314,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await gateway.stop()
 
-    app = Starlette(routes=routes(gateway), lifespan=lifespan)
+    app = Starlette(routes=routes(gateway), lifespan=lifespan, middleware=[
+        Middleware(CatchUp, changed=gateway.configuration_changed, catch_up=gateway.catch_up)])
     app.state.gateway = gateway
     return app

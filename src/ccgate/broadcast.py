@@ -1,10 +1,13 @@
 """Messages to every gateway process through Redis pub/sub: cooldowns one process learned, and
-configuration changes an admin made (so every server reloads at once, not at its next check)."""
+configuration changes an admin made (so every server reloads at once, not at its next check), each
+confirmed by every server before the admin is told it is done."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Callable
 
 from redis.asyncio import Redis
@@ -14,7 +17,11 @@ log = logging.getLogger("ccgate.broadcast")
 
 # Channel names, after the Redis prefix.
 HEALTH = "health"  # a cooldown: [account id, until (epoch s), cause, message]
-CONFIGURATION = "config"  # an admin change committed: reload now
+CONFIGURATION = "config"  # an admin change committed: reload now (the data: a token to confirm with)
+ACKS = "config-ack:"  # + token: a set of the processes that loaded that change
+CONFIRM_TIMEOUT = 5.0  # seconds an announcer waits for every process to confirm
+CONFIRM_POLL = 0.02
+ACK_TTL = 60
 
 
 def redis_client(url: str) -> Redis:
@@ -32,9 +39,40 @@ async def publish(redis: Redis, channel: str, payload: bytes) -> None:
         log.warning("not broadcast on %s: %s", channel, error)
 
 
-async def announce_change(redis: Redis, channel: str) -> None:
-    """Tell every server that an admin change was committed."""
-    await publish(redis, channel, b"")
+async def announce_change(redis: Redis, channel: str, acks: str, timeout: float = CONFIRM_TIMEOUT) -> tuple[int, int]:
+    """Tell every server that an admin change was committed, and wait until each one that heard it
+    confirmed it has loaded the change (`confirm_change`), for at most `timeout` seconds.  The servers
+    that heard it are the subscribers PUBLISH counts: every serving process subscribes once.  Returns
+    (confirmed, listening); a shortfall is logged as a warning naming both numbers."""
+    token = uuid.uuid4().hex
+    confirmed = listening = 0
+    try:
+        listening = await redis.publish(channel, token.encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            confirmed = await redis.scard(acks + token)  # type: ignore[misc]  # redis-py types sync and async at once
+            if confirmed >= listening or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(CONFIRM_POLL)
+    except RedisError as error:
+        log.warning("the change was not announced (%s); servers load it within their reload interval", error)
+        return confirmed, listening
+    if confirmed < listening:
+        log.warning("only %d of %d serving processes confirmed the change within %.0f s; the others load it "
+                    "within their reload interval", confirmed, listening, timeout)
+    return confirmed, listening
+
+
+async def confirm_change(redis: Redis, acks: str, tokens: list[bytes], process: str) -> None:
+    """Confirm, for each announcement heard, that this process has loaded the configuration it announced."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for token in tokens:
+                pipe.sadd(acks + token.decode(), process)
+                pipe.expire(acks + token.decode(), ACK_TTL)
+            await pipe.execute()
+    except RedisError as error:
+        log.warning("could not confirm a configuration change: %s", error)
 
 
 class Broadcast:

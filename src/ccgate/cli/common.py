@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ccgate.broadcast import CONFIGURATION, announce_change, redis_client
+from ccgate.broadcast import ACKS, CONFIGURATION, announce_change, redis_client
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.ops import Operations
@@ -39,7 +39,8 @@ def with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
     async def run() -> None:
         engine = create_engine(settings.database_url)
         redis = redis_client(settings.redis_url) if settings.redis_url else None
-        announce = partial(announce_change, redis, settings.redis_prefix + CONFIGURATION) if redis else None
+        prefix = settings.redis_prefix
+        announce = partial(announce_change, redis, prefix + CONFIGURATION, prefix + ACKS) if redis else None
         try:
             await action(Operations(engine, SecretBox(settings.server_secret()), settings, announce))
         finally:

@@ -23,6 +23,17 @@ from ccgate.state.base import AdmissionState, Decision, Limits, Meter, Settlemen
 
 # Waits longer than this are past what the SDKs retry after, so they are told not to retry.
 SDK_RETRY_HORIZON = 60.0
+# count_tokens has a per-minute limit of its own, generous beside the key's RPM (clients count before
+# they send): COUNT_TOKENS_RPM_FACTOR times the key's RPM, and never less than COUNT_TOKENS_RPM_FLOOR.
+# A key without an RPM is not limited here either.
+COUNT_TOKENS_RPM_FACTOR = 3
+COUNT_TOKENS_RPM_FLOOR = 10
+COUNT_TOKENS_SCOPE = ":count_tokens"  # its counter is the key's id with this suffix
+
+
+def count_tokens_rpm(rpm: int) -> int:
+    """The count_tokens requests per minute a key with this RPM may make (0: unlimited)."""
+    return max(rpm * COUNT_TOKENS_RPM_FACTOR, COUNT_TOKENS_RPM_FLOOR) if rpm else 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,17 @@ class Gate:
         decision = await self.state.admit(limits)
         if not decision.admitted:
             raise refusal(decision, limits, max_tokens, expected)
+        return Ticket(self.state, limits, decision)
+
+    async def admit_count(self, key: KeyRecord) -> Ticket:
+        """A ticket for a count_tokens request under its own per-minute limit (count_tokens_rpm), or a 429."""
+        rpm = count_tokens_rpm(self.limits_of(key)[0])
+        limits = Limits(key_id=key.id + COUNT_TOKENS_SCOPE, user_id=key.user_id, rpm=rpm or None, concurrency=None,
+                        token_budget=None, window_seconds=self.defaults.window_seconds, reserve_tokens=0,
+                        hold_micro=None)
+        decision = await self.state.admit(limits)
+        if not decision.admitted:
+            raise refusal(decision, limits)
         return Ticket(self.state, limits, decision)
 
 

@@ -40,7 +40,8 @@ async def create_message(request: Request, gateway: Services, call: Call) -> ASG
 
 @endpoint(AnthropicDialect, route="count_tokens")
 async def count_tokens(request: Request, gateway: Services, call: Call) -> ASGIApp:
-    """Forwarded upstream as it is; free, unrecorded, and exempt from the key's limits."""
+    """Forwarded upstream as it is; free and unrecorded, under a per-minute limit of its own
+    (gate.admission.count_tokens_rpm)."""
     call.key = gateway.authenticate(request.headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
     call.model = resolve_model(gateway, check_messages_request(parse_body(body), counting=True)["model"])

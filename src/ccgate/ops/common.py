@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.store import repo
+from ccgate.store.change_marker import ChangeMarker
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -36,24 +37,28 @@ class OperationsBase:
     """The database, the secret box and the settings every operation works with."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox, settings: Settings,
-                 announce: Callable[[], Awaitable[None]] | None = None) -> None:
+                 announce: Callable[[], Awaitable[object]] | None = None) -> None:
         self.engine = engine
         self.box = box
         self.settings = settings
         self.hasher = PasswordHasher()
         self._announce = announce  # tells every server at once that the configuration changed
+        self.marker = ChangeMarker(settings.data_dir)  # ... and every server on this host, at its next request
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction; if it changed the configuration, every server is told once it is committed."""
+        """A transaction; if it changed the configuration, every server is told once it is committed: those
+        on this host through the change marker, the others through Redis, confirmed."""
         async with self.engine.begin() as conn:
             try:
                 yield conn
                 changed = repo.version_bumped(conn)
             finally:
                 repo.forget_bump(conn)
-        if changed and self._announce is not None:
-            await self._announce()
+        if changed:
+            self.marker.touch()
+            if self._announce is not None:
+                await self._announce()
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[AsyncConnection]:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from ccgate.billing.prices import Usage
+from ccgate.billing.refusals import RefusalSampler
 from ccgate.billing.settle import Settler
 from ccgate.errors import GatewayError
 from ccgate.gate.admission import Gate, Ticket
@@ -40,6 +41,7 @@ class Pipeline:
         self.database_up = database_up
         self.observer = observer
         self.tracing = forwarder.tracing
+        self.refusals = RefusalSampler()
 
     async def run(self, call: Call, path: str, body: bytes, client_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
         """The response to an admitted request, or a GatewayError."""
@@ -87,14 +89,20 @@ class Pipeline:
 
     async def passthrough(self, call: Call, path: str, body: bytes,
                           client_headers: list[tuple[bytes, bytes]]) -> Response:
-        """Forward a request that is neither limited nor billed, such as count_tokens."""
-        attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        """Forward a request that is not billed, such as count_tokens, under the key's count_tokens limit."""
+        assert call.key is not None
+        ticket = await self.gate.admit_count(call.key)
+        try:
+            attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        finally:
+            ticket.release()
         return Response(attempt.body, attempt.response.status, headers=call.id_headers(), media_type=JSON)
 
     @staticmethod
     def _target(call: Call) -> Target:
         assert call.model is not None
-        return Target(call.model.id, call.model.aliases, call.stream, call.session)
+        tenant = str(call.key.user_id) if call.key is not None else None
+        return Target(call.model.id, call.model.aliases, call.stream, call.session, tenant)
 
     async def _serve_hit(self, call: Call, ticket: Ticket, raw: bytes, ttl_left: float) -> Response:
         """The stored answer in the caller's dialect, billed at the hit price and recorded as a hit."""
@@ -148,8 +156,9 @@ class Pipeline:
             self.observer.finished(record_of(call), call.trail.span)
 
     def record_refusal(self, call: Call) -> None:
-        """Record a request answered with an error (nothing to wait for); unauthenticated ones are not."""
-        if call.key is not None:
+        """Record a request answered with an error (nothing to wait for); unauthenticated ones are not,
+        and of a flood only a sample is (billing.refusals)."""
+        if call.key is not None and self.refusals.take(call.key.id, call.status, call.error_type):
             self.settler.record_later(call.usage_row())
 
 

@@ -35,6 +35,16 @@ class UpstreamClient:
         async with asyncio.timeout(self._first_byte_timeout):
             return await self._session(base_url).post(base_url + path, data=body, headers=headers)
 
+    async def get_status(self, base_url: str, path: str, headers: dict[str, str]) -> int | None:
+        """The status of a GET (a credential probe), or None when upstream could not be reached."""
+        try:
+            async with asyncio.timeout(self._first_byte_timeout):
+                async with self._session(base_url).get(base_url + path, headers=headers) as response:
+                    await response.read()
+                    return response.status
+        except UPSTREAM_ERRORS:
+            return None
+
     async def close(self) -> None:
         await asyncio.gather(*(session.close() for session in self._sessions.values()))
         self._sessions.clear()

@@ -16,6 +16,7 @@ from ccgate.obs.record import UpstreamAttempt
 from ccgate.obs.tracing import Tracing
 from ccgate.relay.client import UPSTREAM_ERRORS
 from ccgate.relay.headers import upstream_headers
+from ccgate.route.evidence import Strikes, rate_limit_room
 from ccgate.route.pool import Account
 from ccgate.route.router import Router, rate_limit_wait
 
@@ -50,6 +51,7 @@ class Target:
     aliases: tuple[str, ...]
     stream: bool
     session: str | None = None
+    tenant: str | None = None  # who sent it (the user), for telling one user's failures from many
 
 
 @dataclass(slots=True)
@@ -74,9 +76,24 @@ class Trail:
 
 @dataclass(slots=True)
 class Failure:
-    status: int | None
+    """One failed attempt: what upstream said, on which account, and what it would cool the account for."""
+
+    status: int | None  # None: unreachable or timed out
     message: str
     retry_after: float | None = None
+    account: Account | None = None
+    cause: str = "server_error"
+    room: bool = False  # a 429 whose own rate-limit headers show room left: about the request
+
+    @property
+    def suspect(self) -> bool:
+        """Whether the account may be at fault but needs evidence (a credential refusal is probed instead,
+        and a 429 with no room left is the account's own at once)."""
+        return self.cause not in ("unauthorized", "forbidden") and (self.status != 429 or self.room)
+
+    def same_as(self, other: Failure) -> bool:
+        """The same failure on another account: the request, not the accounts, is at fault."""
+        return self.status == other.status and (self.status != 429 or (self.room and other.room))
 
 
 def error_message(raw: bytes | None, status: int) -> str:
@@ -91,8 +108,11 @@ def error_message(raw: bytes | None, status: int) -> str:
 class Forwarder:
     """Sends a request to the best account, failing over to the next before any byte reached the client.
 
-    An account that rejects its own credentials is reported through `on_rejected`, which acts
-    off the request path; nothing here waits on the database.
+    Only evidence against an account cools it (see route.evidence): a failure that another account
+    then answered, a 429 with the account's window used up, or failures from several users; a request
+    that fails the same way on two accounts is answered with that failure and cools nothing.  An
+    account that refuses a request's credentials is reported through `on_rejected` (a probe, off the
+    request path, decides); nothing here waits on the database.
     """
 
     router: Router
@@ -101,6 +121,7 @@ class Forwarder:
     attempts: int = 3
     on_rejected: Callable[[Account, str], None] = field(default=lambda account, reason: None)
     tracing: Tracing = field(default_factory=Tracing)
+    strikes: Strikes = field(default_factory=Strikes)
 
     async def send(self, target: Target, path: str, body: bytes,
                    client_headers: list[tuple[bytes, bytes]], trail: Trail | None = None) -> Attempt:
@@ -128,33 +149,52 @@ class Forwarder:
                 raw = None if streaming else await response.read()
             except UPSTREAM_ERRORS as exc:
                 router.end(account)
-                message = f"upstream unreachable: {type(exc).__name__}"
-                router.failed(account, "unreachable", message)
-                failures.append(Failure(None, message))
+                failure = Failure(None, f"upstream unreachable: {type(exc).__name__}", account=account,
+                                  cause="unreachable")
                 trail.attempts.append(UpstreamAttempt(account.name, "unreachable"))
                 tracing.end_upstream(span, None, "unreachable")
-                continue
-            status = response.status
-            if status == 200 or (status < 500 and status not in RETRYABLE_CAUSES):
-                trail.attempts.append(UpstreamAttempt(account.name))
-                tracing.end_upstream(span, status)
-                if status == 200:
-                    router.succeeded(account, response.headers)
-                    if target.session:
-                        self.sticky.put(target.session, account.id)
-                if not streaming:
-                    router.end(account)
-                return Attempt(response, account, raw, moved=choice.moved and status == 200)
-            router.end(account)
-            message, cause = error_message(raw, status), RETRYABLE_CAUSES.get(status, "server_error")
-            retry_after = rate_limit_wait(response.headers) if status == 429 else None  # only 429 waits are told
-            router.failed(account, cause, message, retry_after)
-            trail.attempts.append(UpstreamAttempt(account.name, cause))
-            tracing.end_upstream(span, status, cause)
-            if cause in ("unauthorized", "forbidden"):
-                self.on_rejected(account, f"upstream answered {status}: {message}")
-            failures.append(Failure(status, message, retry_after))
+            else:
+                status = response.status
+                if status == 200 or (status < 500 and status not in RETRYABLE_CAUSES):
+                    trail.attempts.append(UpstreamAttempt(account.name))
+                    tracing.end_upstream(span, status)
+                    if status == 200:
+                        router.succeeded(account, response.headers)
+                        if target.session:
+                            self.sticky.put(target.session, account.id)
+                    if not streaming:
+                        router.end(account)
+                    self._judge(failures, target, answered=status == 200)
+                    return Attempt(response, account, raw, moved=choice.moved and status == 200)
+                router.end(account)
+                cause = RETRYABLE_CAUSES.get(status, "server_error")
+                # Only 429 waits are told; rate limits are the account's own, so its meter decides.
+                retry_after = rate_limit_wait(response.headers) if status == 429 else None
+                failure = Failure(status, error_message(raw, status), retry_after, account, cause,
+                                  room=status == 429 and rate_limit_room(response.headers))
+                if status == 429:
+                    router.learn_limits(account, response.headers)
+                trail.attempts.append(UpstreamAttempt(account.name, cause))
+                tracing.end_upstream(span, status, cause)
+            if failure.cause in ("unauthorized", "forbidden"):
+                self.on_rejected(account, f"upstream answered {failure.status}: {failure.message}")
+            elif failure.status == 429 and not failure.room:
+                router.failed(account, "rate_limited", failure.message, failure.retry_after)
+            if any(failure.same_as(earlier) for earlier in failures):
+                failures.append(failure)
+                raise self._exhausted(target, failures)  # the request's fault: no more accounts, no cooldown
+            failures.append(failure)
+        self._judge(failures, target, answered=False)
         raise self._exhausted(target, failures)
+
+    def _judge(self, failures: list[Failure], target: Target, *, answered: bool) -> None:
+        """Act on the failures of a request that did not fail the same way twice: when another account
+        answered it, each failure was its account's; otherwise each is one strike (route.evidence)."""
+        for failure in failures:
+            if failure.account is None or not failure.suspect:
+                continue
+            if answered or self.strikes.strike(failure.account.id, target.tenant or "-"):
+                self.router.failed(failure.account, failure.cause, failure.message, failure.retry_after)
 
     def _exhausted(self, target: Target, failures: list[Failure]) -> GatewayError:
         """502 with the last upstream message; 429 when every account was rate-limited or is at its

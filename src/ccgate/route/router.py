@@ -186,7 +186,12 @@ class Router:
         health = self.health_of(account)
         health.consecutive_failures = 0
         health.cause = None
+        self.learn_limits(account, headers)
+
+    def learn_limits(self, account: Account, headers: Mapping[str, str]) -> None:
+        """Keep the rate-limit windows an answer (a 200 or a 429) reported for the account."""
         if (headroom := headroom_of(headers)) is not None:
+            health = self.health_of(account)
             health.headroom = headroom
             health.windows = parse_ratelimit(headers)
 

@@ -47,7 +47,7 @@ def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False,
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
         @functools.wraps(handler)
-        async def route(request: Request) -> ASGIApp:
+        async def handle(request: Request) -> ASGIApp:
             gateway = services(request)
             call = Call(dialect(), route=route)
             try:
@@ -60,7 +60,7 @@ def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False,
                 gateway.pipeline.finished(call)
             return response
 
-        return route
+        return handle
 
     return wrap
 

@@ -34,3 +34,14 @@ async def test_api_routes_are_observed_by_name_and_the_others_not_at_all() -> No
     assert [(record.route, record.dialect, record.status) for record in seen.records] == [
         ("messages", "anthropic", 200), ("chat_completions", "openai", 401)]
     assert seen.records[1].refusal == "auth"
+
+
+async def test_a_request_refused_at_admission_was_no_cache_lookup() -> None:
+    rig = core(accounts=1, cache=True)
+    seen = rig.pipeline.observer = Seen()  # type: ignore[assignment]
+    app = api(FakeServices(rig, {"secret": key(rpm=1)}))
+    rig.upstream.queue("http://upstream-1", answer())
+    for _ in range(2):
+        await call_asgi(app, path="/v1/messages", body=BODY, headers={"x-api-key": "secret"})
+    assert [(record.status, record.refusal, record.cache) for record in seen.records] == [
+        (200, None, "MISS"), (429, "rpm", None)]

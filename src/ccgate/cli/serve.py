@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ccgate.cli.common import command, whole
@@ -32,10 +35,27 @@ def serve(args: argparse.Namespace) -> None:
           f"(data: {settings.data_dir}; users are told to call {settings.public_url})", flush=True)
     if args.workers > 1:
         os.environ["CCGATE_WORKERS"] = str(args.workers)  # read by each worker's Settings
-        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers,
-                    **uvicorn_options(args.host, args.port))
+        run_workers(args)
     else:
         uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(args.host, args.port))).run()
+
+
+def run_workers(args: argparse.Namespace) -> None:
+    """uvicorn's worker processes, writing their metrics to one fresh directory that any of them sums
+    at a scrape (the operator's PROMETHEUS_MULTIPROC_DIR if set, else a temporary one removed after)."""
+    import uvicorn
+
+    from ccgate.obs import metrics
+
+    chosen = os.environ.get(metrics.MULTIPROC_ENV)
+    directory = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="ccgate-metrics-"))
+    metrics.prepare_multiprocess_dir(directory)
+    try:
+        uvicorn.run("ccgate.app:create_app", factory=True, workers=args.workers,
+                    **uvicorn_options(args.host, args.port))
+    finally:
+        if not chosen:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def sim(args: argparse.Namespace) -> None:

@@ -352,7 +352,7 @@ def test_traces_reach_an_otlp_receiver_and_the_traceparent_reaches_upstream(load
     spans = spans_of(otlp)
     root = next(span for span in spans if attributes(span).get("ccgate.request_id") == target.request_id)
     children = {span.name: span for span in spans if span.parent_span_id == root.span_id}
-    assert {"ccgate.admission", "ccgate.settlement", f"chat {MODEL}"} <= children.keys()
+    assert {"ccgate.admission", "ccgate.routing", "ccgate.settlement", f"chat {MODEL}"} <= children.keys()
     assert all(span.trace_id == root.trace_id for span in children.values())
     upstream = attributes(children[f"chat {MODEL}"])
     assert upstream["gen_ai.provider.name"] == "anthropic" and upstream["gen_ai.request.model"] == MODEL

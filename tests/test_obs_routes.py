@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccgate.obs.record import RequestRecord
-from fakes import FakeServices, answer, api, call_asgi, core, key
+from fakes import FakeServices, answer, api, call_asgi, core, error, key
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
 
@@ -45,3 +45,15 @@ async def test_a_request_refused_at_admission_was_no_cache_lookup() -> None:
         await call_asgi(app, path="/v1/messages", body=BODY, headers={"x-api-key": "secret"})
     assert [(record.status, record.refusal, record.cache) for record in seen.records] == [
         (200, None, "MISS"), (429, "rpm", None)]
+
+
+async def test_count_tokens_is_observed_with_the_upstreams_status_and_account() -> None:
+    rig = core(accounts=1)
+    seen = rig.pipeline.observer = Seen()  # type: ignore[assignment]
+    app = api(FakeServices(rig, {"secret": key()}))
+    rig.upstream.queue("http://upstream-1", answer(200, {"input_tokens": 9}),
+                       error(400, "invalid_request_error"))
+    for _ in range(2):
+        await call_asgi(app, path="/v1/messages/count_tokens", body=BODY, headers={"x-api-key": "secret"})
+    assert [(record.route, record.status, record.account, len(record.attempts)) for record in seen.records] == [
+        ("count_tokens", 200, "account-1", 1), ("count_tokens", 400, "account-1", 1)]

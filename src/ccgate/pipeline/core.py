@@ -87,7 +87,8 @@ class Pipeline:
     async def passthrough(self, call: Call, path: str, body: bytes,
                           client_headers: list[tuple[bytes, bytes]]) -> Response:
         """Forward a request that is neither limited nor billed, such as count_tokens."""
-        attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+        attempt = await self.forwarder.send(self._target(call), path, body, client_headers, call.trail)
+        call.account, call.status = attempt.account, attempt.response.status
         return Response(attempt.body, attempt.response.status, headers=call.id_headers(), media_type=JSON)
 
     @staticmethod

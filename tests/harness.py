@@ -178,7 +178,7 @@ class Gateway:
     def query(self, sql: str, *params) -> list[tuple]:
         """Rows of a read-only SQL query on this gateway's database, SQLite or PostgreSQL."""
         url = self.extra_env.get("CCGATE_DATABASE_URL")
-        if url is None:
+        if not url:
             import sqlite3
 
             with sqlite3.connect(self.data_dir / "ccgate.sqlite3") as db:

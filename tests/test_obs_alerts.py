@@ -193,3 +193,18 @@ async def test_usage_by_claude_code_session(engine) -> None:
     assert [(row["session_id"], row["requests"], row["cost_micro"], row["input_tokens"]) for row in rows] == [
         ("sess-b", 2, 900, 20), ("sess-a", 3, 600, 30)]
     assert await ops.usage_by_session(user_id=2) == []
+
+
+async def test_a_condition_that_held_before_the_first_webhook_is_told_once_one_is_added(engine, receiver) -> None:
+    url, state = receiver
+    ops = AlertOperations(engine, SecretBox(b"s" * 32), SETTINGS)
+    now_ms = int(time.time() * 1000)
+    async with engine.begin() as conn:
+        await conn.execute(insert(accounts).values(
+            id=1, name="acct-a", api_key_enc="x", base_url="u", priority=0, weight=1, enabled=False,
+            disabled_reason="upstream answered 401: bad key", created_ms=now_ms))
+    monitor = AlertMonitor(ops)
+    assert await monitor.check_once() == []  # nobody to tell yet
+    await ops.add_webhook("late", url + "/generic")
+    assert ("account_disabled", "acct-a") in {(alert.kind, alert.subject) for alert in await monitor.check_once()}
+    assert len(state.bodies) >= 1

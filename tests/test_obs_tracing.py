@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from ccgate.obs.record import RequestRecord
 from ccgate.obs.tracing import Tracing, provider_from_env, tracing_requested
@@ -66,6 +67,18 @@ def test_spans_with_genai_attributes_and_traceparent_upstream() -> None:
     version, trace_id, span_id, _ = headers["traceparent"].split("-")
     assert version == "00" and int(trace_id, 16) == root.context.trace_id
     assert int(span_id, 16) == upstream.context.span_id
+
+
+def test_a_request_the_sampler_leaves_out_makes_no_span_but_still_carries_its_context() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider)
+    span = tracing.start_request("messages", "m")
+    assert tracing.child(span, "admission") is tracing.child(None, "admission")  # the shared no-op
+    headers = one_request(tracing)
+    assert exporter.get_finished_spans() == ()
+    assert int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0  # upstream learns the trace, not sampled
 
 
 def test_a_client_traceparent_becomes_the_parent() -> None:

@@ -70,6 +70,11 @@ class AlertOperations:
                  "signed": row["secret_enc"] is not None, "enabled": row["enabled"], "created_ms": row["created_ms"]}
                 for row in rows]
 
+    async def has_webhooks(self) -> bool:
+        """Whether any webhook is enabled."""
+        async with self.engine.connect() as conn:
+            return bool(await alerts_repo.webhooks(conn, enabled_only=True))
+
     async def set_webhook_enabled(self, name: str, enabled: bool) -> None:
         async with self.engine.begin() as conn:
             if not await alerts_repo.set_webhook_enabled(conn, name, enabled):
@@ -153,7 +158,10 @@ class AlertMonitor:
                 *backlog_alert(self.ledger_depth(), self.settings)]
 
     async def check_once(self) -> list[Alert]:
-        """Send what is new; returns the alerts sent."""
+        """Send what is new; returns the alerts sent. Without an enabled webhook nothing is checked, so
+        nothing is marked as sent: a condition that holds when the first webhook is added is told."""
+        if not await self.ops.has_webhooks():
+            return []
         fresh = await self.deduper.fresh(await self.conditions())
         await self.ops.send(fresh)
         return fresh

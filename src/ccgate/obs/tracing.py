@@ -94,15 +94,19 @@ class Tracing:
             span.end()
 
     def child(self, parent: Any, name: str) -> contextlib.AbstractContextManager[Any]:
-        """A child span of the request for a step done in one block (admission, routing, settlement)."""
-        if parent is None:
+        """A child span of the request for a step done in one block (admission, routing, settlement);
+        none for a request the sampler left out."""
+        if parent is None or not parent.is_recording():
             return _NOTHING
         return self._child(parent, f"ccgate.{name}")
 
     def start_upstream(self, parent: Any, account: str, model: str) -> Any:
-        """The span of one upstream call (a CLIENT span, ended by `end_upstream`); None when disabled."""
+        """The span of one upstream call (a CLIENT span, ended by `end_upstream`); None when disabled.
+        A request the sampler left out gets no span of its own: its unsampled context goes upstream."""
         if parent is None or self._tracer is None:
             return None
+        if not parent.is_recording():
+            return parent
         return self._tracer.start_span(
             f"chat {model}", context=self._trace.set_span_in_context(parent), kind=self._trace.SpanKind.CLIENT,
             attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": PROVIDER,
@@ -118,7 +122,7 @@ class Tracing:
 
     def end_upstream(self, span: Any, status: int | None, cause: str | None = None,
                      response_model: str | None = None) -> None:
-        if span is None:
+        if span is None or not span.is_recording():
             return
         if status is not None:
             span.set_attribute("http.response.status_code", status)
@@ -131,7 +135,7 @@ class Tracing:
 
     def end_request(self, span: Any, record: RequestRecord, response_model: str | None = None) -> None:
         """Close the request's span with what it used (usage attributes per the GenAI conventions)."""
-        if span is None:
+        if span is None or not span.is_recording():
             return
         span.set_attributes({
             "gen_ai.response.model": response_model or record.model,

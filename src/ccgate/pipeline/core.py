@@ -93,9 +93,10 @@ class Pipeline:
         assert call.key is not None
         ticket = await self.gate.admit_count(call.key)
         try:
-            attempt = await self.forwarder.send(self._target(call), path, body, client_headers)
+            attempt = await self.forwarder.send(self._target(call), path, body, client_headers, call.trail)
         finally:
             ticket.release()
+        call.account, call.status = attempt.account, attempt.response.status
         return Response(attempt.body, attempt.response.status, headers=call.id_headers(), media_type=JSON)
 
     @staticmethod

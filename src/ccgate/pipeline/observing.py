@@ -32,7 +32,8 @@ def record_of(call: Call) -> RequestRecord:
         refusal=call.refusal, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens, cache_write_5m_tokens=usage.cache_write_5m_tokens,
         cache_write_1h_tokens=usage.cache_write_1h_tokens, cost_micro=call.cost_micro or 0,
-        cache=call.cache_status, total_seconds=now - call.started, upstream_seconds=upstream,
+        cache=call.cache_status if call.refusal is None else None,  # refused: the cache was never looked in
+        total_seconds=now - call.started, upstream_seconds=upstream,
         upstream_ttfb_seconds=(trail.first_byte_at - trail.sent_at
                                if trail.first_byte_at is not None and trail.sent_at is not None else None),
         attempts=tuple(trail.attempts),

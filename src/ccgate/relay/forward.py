@@ -131,7 +131,8 @@ class Forwarder:
         tried: set[int] = set()
         failures: list[Failure] = []
         for _ in range(self.attempts):
-            choice = router.pick(target.model_id, target.aliases, tried, stuck)
+            with tracing.child(trail.span, "routing"):
+                choice = router.pick(target.model_id, target.aliases, tried, stuck)
             if choice is None:
                 break
             account = choice.account

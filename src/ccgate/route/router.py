@@ -42,7 +42,17 @@ class Health:
     in_flight: int = 0
     recent: deque[float] = field(default_factory=deque)  # start times of the last minute's requests
     headroom: float = 1.0  # the smallest remaining/limit fraction upstream reported
-    windows: dict[str, Window] = field(default_factory=dict)  # the last anthropic-ratelimit-* windows seen
+    # The last response headers that reported rate limits, parsed into windows only when asked for
+    # (each reload interval), not on every answer (~15 us).
+    ratelimit_headers: Mapping[str, str] | None = None
+    _windows: dict[str, Window] = field(default_factory=dict)
+
+    @property
+    def windows(self) -> dict[str, Window]:
+        """The last anthropic-ratelimit-* windows seen, by kind."""
+        if self.ratelimit_headers is not None:
+            self._windows, self.ratelimit_headers = parse_ratelimit(self.ratelimit_headers), None
+        return self._windows
 
     def requests_last_minute(self, now: float) -> int:
         while self.recent and self.recent[0] <= now - 60:
@@ -193,7 +203,7 @@ class Router:
         if (headroom := headroom_of(headers)) is not None:
             health = self.health_of(account)
             health.headroom = headroom
-            health.windows = parse_ratelimit(headers)
+            health.ratelimit_headers = headers
 
     def failed(self, account: Account, cause: str, message: str, retry_after: float | None = None) -> float:
         """Cool the account down for this cause; returns the cooldown in seconds."""

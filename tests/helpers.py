@@ -117,6 +117,15 @@ class FormSession:
         return self.open(urllib.request.Request(self.base_url + path, data=data))
 
 
+def catalog_price(model_id: str, **modifiers: int) -> ModelPrice:
+    """The reference catalog's prices of a model, as the gateway seeds them."""
+    spec = reference_by_name()[model_id]
+    micro = lambda usd: round(usd * 1_000_000)  # noqa: E731
+    return ModelPrice(spec.id, spec.display_name, spec.created_at, spec.max_input_tokens, spec.max_tokens,
+                      micro(spec.input_price), micro(spec.output_price), micro(spec.cache_write_5m_price),
+                      micro(spec.cache_write_1h_price), micro(spec.cache_read_price), **modifiers)
+
+
 def old_worst_case_hold(body_size: int, model: ModelPrice, max_tokens: int) -> int:
     """What admission held before issue 13 (for before/after comparisons): every body byte a token plus
     1,000, each at the 1-hour cache-write price, and all of max_tokens."""
@@ -161,3 +170,17 @@ def started_redis(directory: Path) -> RedisServer:
             pytest.fail(message)
         pytest.skip(message)
     return RedisServer(directory).start()
+
+
+# -- the real Claude Code CLI ------------------------------------------------------------------------
+
+CLAUDE = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "claude"
+
+
+def claude_code() -> Path:
+    """The Claude Code binary scripts/test.sh installs into .tools/; a skip where it is missing, a failure in CI."""
+    if not CLAUDE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Claude Code is not installed in .tools (scripts/test.sh installs it with npm)")
+        pytest.skip("Claude Code is not installed in .tools; scripts/test.sh installs it with npm")
+    return CLAUDE

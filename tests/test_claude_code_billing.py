@@ -135,3 +135,28 @@ def test_a_prepaid_user_works_a_ten_turn_session_with_requests_at_once(stack, tm
     assert sum(r.cost_micro for r in requests) <= int(credit_usd) * 1_000_000
     with capsys.disabled():
         print_holds(model, requests)
+
+
+def test_a_claude_code_key_uses_its_token_budget_before_its_first_refusal(stack, tmp_path, capsys):
+    budget = 60_000
+    email = f"budget-{uuid.uuid4().hex[:6]}@example.com"
+    key = stack.new_key(email, "--token-budget", str(budget), "--window", "5h")
+    claude = ClaudeCode(claude_code(), stack, key, tmp_path / "home")
+    session, turns = str(uuid.uuid4()), 0
+    refused = None
+    while turns < 30 and refused is None:
+        turns += 1
+        run = claude.run(f"turn {turns} [[sim:tokens=1000]]", "claude-sonnet-4-6",
+                         *(("--session-id", session) if turns == 1 else ("--resume", session)))
+        refused = None if run.returncode == 0 else run
+    assert refused is not None, "the budget ran out within 30 turns"
+    used = key_status(stack, key)["budget"]["used_tokens"]
+    rows = stack.query("select input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens, status "
+                       "from usage where key_id = %s", key_status(stack, key)["id"])
+    assert used == sum(tokens for tokens, status in rows if status == 200)
+    said = refused.stdout + refused.stderr
+    with capsys.disabled():
+        print(f"\ntoken budget {budget}: {used} used ({used / budget:.1%}) in {turns - 1} turns, then refused")
+        print(f"the refusal Claude Code shows: {said.strip()[-400:]}")
+    assert used >= 0.95 * budget
+    assert "429" in said and ("Resets in" in said or "can never fit" in said), said[-500:]

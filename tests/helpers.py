@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -184,3 +185,21 @@ def claude_code() -> Path:
             pytest.fail("Claude Code is not installed in .tools (scripts/test.sh installs it with npm)")
         pytest.skip("Claude Code is not installed in .tools; scripts/test.sh installs it with npm")
     return CLAUDE
+
+
+# -- what admission held (the gateway logs it at debug level: run it with CCGATE_LOG_LEVEL=DEBUG) ------
+
+ADMITTED = re.compile(r"admitted (\S+): body (\d+) bytes, max_tokens (\d+), hold (\d+|None) micro-USD")
+
+
+@dataclass(frozen=True)
+class Admission:
+    body_bytes: int
+    max_tokens: int
+    hold_micro: int | None
+
+
+def admissions(log: Path) -> dict[str, Admission]:
+    """Each admitted request's body size, max_tokens and hold, by request id, from a gateway's log."""
+    return {request_id: Admission(int(size), int(tokens), None if hold == "None" else int(hold))
+            for request_id, size, tokens, hold in ADMITTED.findall(log.read_text())}

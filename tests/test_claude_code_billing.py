@@ -8,7 +8,6 @@ cost from its usage row; the test prints both, with what the old worst-case admi
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,13 +18,12 @@ from pathlib import Path
 import pytest
 
 from harness import Gateway, Simulator
-from helpers import catalog_price, claude_code, key_status, old_worst_case_hold
+from helpers import admissions, catalog_price, claude_code, key_status, old_worst_case_hold
 
 # Output per turn (the simulator writes that many tokens when the prompt says [[sim:tokens=N]]): a few
 # hundred to a few thousand, as Claude Code's answers run; the turns run three at once write the most.
 OUTPUT = {1: 800, 2: 2500, 3: 600, 4: 1200, 5: 2500, 6: 500, 7: 900, 8: 1500, 9: 2500, 10: 700}
 AT_ONCE = {2: 3, 5: 3, 9: 3}  # the session plus two forks of it, like subagents sharing its prefix
-ADMITTED = re.compile(r"admitted (\S+): body (\d+) bytes, max_tokens (\d+), hold (\d+|None) micro-USD")
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +92,12 @@ class Request:
 
 def requests_of(gateway: Gateway, key: str) -> list[Request]:
     """The key's requests in order, each with its admission hold (from the gateway's log) and its debit."""
-    admitted = {match[0]: match[1:] for match in ADMITTED.findall(gateway.log_path.read_text())}
+    admitted = admissions(gateway.log_path)
     rows = gateway.query("select request_id, cost_micro, created_ms, latency_ms, status from usage "
                          "where key_id = %s order by created_ms", key_status(gateway, key)["id"])
     assert all(status == 200 for *_, status in rows), rows
-    return [Request(int(admitted[rid][0]), int(admitted[rid][1]), int(admitted[rid][2]), cost, start, start + took)
-            for rid, cost, start, took, _ in rows]
+    return [Request(admitted[rid].body_bytes, admitted[rid].max_tokens, admitted[rid].hold_micro or 0, cost, start,
+                    start + took) for rid, cost, start, took, _ in rows]
 
 
 def most_at_once(requests: list[Request]) -> int:

@@ -448,6 +448,25 @@ async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact
 
 # -- 7. corrections respect the floor -------------------------------------------------------------------
 
+async def test_processes_without_redis_each_spend_only_their_share_and_together_keep_the_floor():
+    """The mixed load on three workers with Redis stopped took users with $0.15 and a $0.05 overdraft to
+    -$0.20: each process admitted on the whole balance it last knew of."""
+    workers, overdraft = 3, 50_000
+    processes = [MemoryState(share=workers) for _ in range(workers)]
+    for state in processes:
+        await state.set_balances({1: 150_000})
+    spent = 0
+    for _ in range(100):  # requests of 9,000 micro-USD, costing their hold, round-robin over the processes
+        for state in processes:
+            limits = Limits(key_id="k", user_id=1, rpm=None, concurrency=None, token_budget=None,
+                            window_seconds=3600, reserve_tokens=0, hold_micro=9_000, overdraft_micro=overdraft)
+            decision = await state.admit(limits)
+            if decision.admitted:
+                Ticket(state, limits, decision).on_commit(Usage(), 9_000)()
+                spent += 9_000
+    assert 150_000 + overdraft - 3 * 9_000 < spent <= 150_000 + overdraft, "each its third, and no more"
+
+
 async def test_a_correction_below_the_floor_counting_holds_in_flight_is_refused(tmp_path, redis_url):
     url = f"sqlite+aiosqlite:///{tmp_path / 'credit.sqlite3'}"
     await asyncio.to_thread(migrate, url)

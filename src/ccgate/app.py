@@ -86,7 +86,8 @@ class Gateway:
             self.redis = redis_client(settings.redis_url)
             prefix = settings.redis_prefix
             self.state = ResilientState(
-                RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),
+                RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl),
+                MemoryState(share=settings.workers),
                 on_recovery=self._reload_balances)
             self.sticky = RedisSticky(self.redis, prefix + "sticky:")
             self.broadcast = broadcast = Broadcast(self.redis, settings.redis_url)
@@ -216,6 +217,8 @@ class Gateway:
             try:
                 if version != self.version:
                     await self.reload()
+                elif isinstance(self.state, ResilientState) and self.state.degraded:
+                    await self._reload_balances()  # the other processes' debits, which Redis no longer relays
                 health = self.router.snapshot()
                 metrics.observe_accounts(self.router.gauges(disabled=self.disabled_accounts))
                 # Health (a cooldown, an error) is reported at once; load figures change under any

@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -117,6 +118,15 @@ class FormSession:
         return self.open(urllib.request.Request(self.base_url + path, data=data))
 
 
+def catalog_price(model_id: str, **modifiers: int) -> ModelPrice:
+    """The reference catalog's prices of a model, as the gateway seeds them."""
+    spec = reference_by_name()[model_id]
+    micro = lambda usd: round(usd * 1_000_000)  # noqa: E731
+    return ModelPrice(spec.id, spec.display_name, spec.created_at, spec.max_input_tokens, spec.max_tokens,
+                      micro(spec.input_price), micro(spec.output_price), micro(spec.cache_write_5m_price),
+                      micro(spec.cache_write_1h_price), micro(spec.cache_read_price), **modifiers)
+
+
 def old_worst_case_hold(body_size: int, model: ModelPrice, max_tokens: int) -> int:
     """What admission held before issue 13 (for before/after comparisons): every body byte a token plus
     1,000, each at the 1-hour cache-write price, and all of max_tokens."""
@@ -216,3 +226,35 @@ def series_sum(samples: dict[tuple[str, frozenset], float], name: str, **labels:
     """The sum of the samples of `name` whose labels include `labels`."""
     wanted = set(labels.items())
     return sum(value for (sample, have), value in samples.items() if sample == name and wanted <= have)
+
+
+# -- the real Claude Code CLI ------------------------------------------------------------------------
+
+CLAUDE = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "claude"
+
+
+def claude_code() -> Path:
+    """The Claude Code binary scripts/test.sh installs into .tools/; a skip where it is missing, a failure in CI."""
+    if not CLAUDE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Claude Code is not installed in .tools (scripts/test.sh installs it with npm)")
+        pytest.skip("Claude Code is not installed in .tools; scripts/test.sh installs it with npm")
+    return CLAUDE
+
+
+# -- what admission held (the gateway logs it at debug level: run it with CCGATE_LOG_LEVEL=DEBUG) ------
+
+ADMITTED = re.compile(r"admitted (\S+): body (\d+) bytes, max_tokens (\d+), hold (\d+|None) micro-USD")
+
+
+@dataclass(frozen=True)
+class Admission:
+    body_bytes: int
+    max_tokens: int
+    hold_micro: int | None
+
+
+def admissions(log: Path) -> dict[str, Admission]:
+    """Each admitted request's body size, max_tokens and hold, by request id, from a gateway's log."""
+    return {request_id: Admission(int(size), int(tokens), None if hold == "None" else int(hold))
+            for request_id, size, tokens, hold in ADMITTED.findall(log.read_text())}

@@ -8,13 +8,11 @@ import os
 import re
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from harness import CCGATE, free_port, stop_process, wait_for_port
-
-CLAUDE = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "claude"
+from helpers import claude_code
 
 
 @pytest.fixture
@@ -31,15 +29,12 @@ def demo(tmp_path):
 
 
 def test_claude_code_answers_a_prompt_through_the_demo(demo, tmp_path):
-    if not CLAUDE.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Claude Code is not installed in .tools (scripts/test.sh installs it with npm)")
-        pytest.skip("Claude Code is not installed in .tools; scripts/test.sh installs it with npm")
+    claude = claude_code()
     base_url, key, database = demo
     home = tmp_path / "home"
     home.mkdir()
     result = subprocess.run(
-        [str(CLAUDE), "-p", "Say hello", "--model", "claude-sonnet-4-6"],
+        [str(claude), "-p", "Say hello", "--model", "claude-sonnet-4-6"],
         env={"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_BASE_URL": base_url,
              "ANTHROPIC_API_KEY": key, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"},
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)

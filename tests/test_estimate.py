@@ -7,17 +7,7 @@ from dataclasses import dataclass
 from ccgate.billing.estimate import DEFAULT_OUTPUT_TOKENS, UsageEstimator, asks_for_1h_cache, estimate
 from ccgate.billing.estimate import KeyHistory as History
 from ccgate.billing.prices import ModelPrice, RequestFlags, Usage, cost_micro
-from ccgate.dialects.models import reference_by_name
-from helpers import old_worst_case_hold
-
-
-def catalog_price(model_id: str, **modifiers: int) -> ModelPrice:
-    spec = reference_by_name()[model_id]
-    micro = lambda usd: round(usd * 1_000_000)  # noqa: E731
-    return ModelPrice(spec.id, spec.display_name, spec.created_at, spec.max_input_tokens, spec.max_tokens,
-                      micro(spec.input_price), micro(spec.output_price), micro(spec.cache_write_5m_price),
-                      micro(spec.cache_write_1h_price), micro(spec.cache_read_price), **modifiers)
-
+from helpers import catalog_price, old_worst_case_hold
 
 SONNET, OPUS, HAIKU = catalog_price("claude-sonnet-4-6"), catalog_price("claude-opus-4-6"), catalog_price(
     "claude-haiku-4-5")

@@ -39,12 +39,15 @@ ANSWERS = {
     "key-status": r'"requests_last_minute"',
     "py-anthropic": re.escape(GREETING),
     "py-openai": re.escape(GREETING),
+    "py-responses": re.escape(GREETING),
     "node-anthropic": re.escape(GREETING),
     "scaffold": re.escape(GREETING),
 }
 NOT_RUN = {
     "export-key": "it is the line every other snippet runs after",
     "claude-code": "it starts an interactive session; tests/test_claude_code.py points Claude Code at the gateway",
+    "codex-config": "it is a config file, not a command; tests/test_responses.py runs Codex CLI with this provider",
+    "codex-run": "it starts an interactive session; tests/test_responses.py runs `codex exec` through the gateway",
 }
 
 

@@ -91,7 +91,8 @@ class Gateway:
             self.redis = redis_client(settings.redis_url)
             prefix = settings.redis_prefix
             self.state = ResilientState(
-                RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl), MemoryState(),
+                RedisState(settings.redis_url, prefix=prefix, lease_ttl=settings.lease_ttl),
+                MemoryState(share=settings.workers),
                 on_recovery=self._reload_balances)
             self.sticky = RedisSticky(self.redis, prefix + "sticky:")
             self.broadcast = broadcast = Broadcast(self.redis, settings.redis_url)
@@ -231,6 +232,8 @@ class Gateway:
                 if version != self.version:
                     async with self._reloading:
                         await self.reload()
+                elif isinstance(self.state, ResilientState) and self.state.degraded:
+                    await self._reload_balances()  # the other processes' debits, which Redis no longer relays
                 if announced and self.redis is not None:
                     await confirm_change(self.redis, self.settings.redis_prefix + ACKS, announced, self.process)
                 health = self.router.snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -60,10 +61,12 @@ def _env_bool(name: str, default: bool) -> bool:
     return BOOLEANS[raw.lower()]
 
 
-def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+def _env_choice(name: str, default: str, choices: tuple[str, ...],
+                normalize: Callable[[str], str] = lambda raw: raw) -> str:
     raw = _raw(name)
     if raw is None:
         return default
+    raw = normalize(raw)
     if raw not in choices:
         raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
     return raw
@@ -183,8 +186,8 @@ class Settings:
             lease_ttl=_env_float("CCGATE_LEASE_TTL", 60.0, positive=True),
             workers=_env_int("CCGATE_WORKERS", 1, minimum=1),
             access_log=os.environ.get("CCGATE_ACCESS_LOG") or "off",
-            log_format=_env_choice("CCGATE_LOG_FORMAT", "json", ("json", "text")),
-            log_level=_env_choice("CCGATE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=_env_choice("CCGATE_LOG_FORMAT", "json", ("json", "text"), str.lower),
+            log_level=_env_choice("CCGATE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
             metrics_user_labels=_env_bool("CCGATE_METRICS_USER_LABELS", False),
             responses_retention=parse_duration(_env_window("CCGATE_RESPONSES_RETENTION", "30d")),
             default_overdraft_micro=round(_env_float("CCGATE_DEFAULT_OVERDRAFT_USD", 0.0) * 1_000_000),

@@ -253,8 +253,7 @@ def create_admin_api() -> FastAPI:
 
     @api.get("/usage/sessions", summary="Requests, tokens and cost per Claude Code session, user, key and model")
     async def usage_by_session(ops: Ops, alerts: Alerts, email: str | None = None, key_id: str | None = None,
-                               since_ms: Annotated[int | None, Query(ge=0)] = None,
-                               until_ms: Annotated[int | None, Query(ge=0)] = None) -> list[dict]:
+                               since_ms: EpochMs = None, until_ms: EpochMs = None) -> list[dict]:
         user_id = (await ops.user(email))["id"] if email else None
         return await alerts.usage_by_session(user_id=user_id, key_id=key_id, since_ms=since_ms, until_ms=until_ms)
 

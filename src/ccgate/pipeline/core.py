@@ -56,6 +56,10 @@ class Pipeline:
                 ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size,
                                                max_tokens=call.max_tokens, flags=call.flags,
                                                wants_1h_cache=call.wants_1h_cache)
+            if log.isEnabledFor(logging.DEBUG):  # the admission figures, for comparing holds with debits
+                log.debug("admitted %s: body %d bytes, max_tokens %d, hold %s micro-USD, reserve %d tokens",
+                          call.request_id, call.body_size, call.max_tokens, ticket.limits.hold_micro,
+                          ticket.limits.reserve_tokens)
         except GatewayError as refusal:
             call.refusal = refusal_of(refusal)
             raise

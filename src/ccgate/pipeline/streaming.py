@@ -46,11 +46,12 @@ class CallStream:
 
     The live floor: once `message_start` tells the input, `allowance` is how many output tokens the
     ticket's hold and token reservation cover; output is counted as it streams (billing.meter), and
-    `needs_more` turns true when it passes the allowance.  The relay then awaits `extend`, which grows
-    the hold or, refused, ends the answer (docs/billing.md).  Per chunk this costs a few integer ops."""
+    `needs_more` turns true when the next read could pass the allowance (`margin`: the most output one read
+    has brought so far).  The relay then awaits `extend`, which grows the hold or, refused, ends the answer
+    while it is still within its hold (docs/billing.md).  Per chunk this costs a few integer ops."""
 
     __slots__ = ("pipeline", "call", "attempt", "ticket", "builder", "meter", "metered", "allowance",
-                 "needs_more", "settled")
+                 "margin", "needs_more", "settled")
 
     def __init__(self, pipeline: Owner, call: Call, attempt: Attempt, ticket: Ticket) -> None:
         self.pipeline = pipeline
@@ -62,18 +63,22 @@ class CallStream:
         self.meter = StreamMeter(call.usage)
         self.metered = ticket.limits.hold_micro is not None or bool(ticket.limits.token_budget)
         self.allowance = UNLIMITED
+        self.margin = 0  # the most output tokens one read has brought
         self.needs_more = False
         self.settled = False  # settled by `extend` (the floor ended the answer)
 
     def observe(self, blocks: list[bytes]) -> bool:
         meter = self.meter
+        before = meter.output_tokens
         over, error_type, reported = meter.feed(blocks)
         if error_type is not None:
             self.call.error_type = error_type
         if self.metered:
+            produced = meter.output_tokens
+            self.margin = max(self.margin, produced - before)
             if reported:
                 self.allowance = self._allowance()
-            self.needs_more = meter.output_tokens > self.allowance
+            self.needs_more = produced + self.margin > self.allowance
         if self.builder is not None:
             for block in blocks:
                 if data := event_data(block):
@@ -87,19 +92,20 @@ class CallStream:
                                 limits.reserve_tokens if limits.token_budget else None)
 
     async def extend(self) -> bytes | None:
-        """The answer ran past what its ticket holds: grow the hold, or end the answer at the floor,
-        billing what was generated.  None when extended; else the event that ends the stream."""
+        """The next read could run past what the ticket holds: grow the hold to cover it, or end the answer
+        at the floor, billing what was generated.  None when extended; else the event that ends the stream."""
         call, limits = self.call, self.ticket.limits
         assert call.model is not None
         produced = self.meter.output_tokens
+        ahead = produced + self.margin
         usage = call.usage
-        running = cost(call.model, call.flags, replace(usage, output_tokens=produced)).total_micro
-        if await self.ticket.extend(running, budget_tokens(usage, produced)):
+        needed = cost(call.model, call.flags, replace(usage, output_tokens=ahead)).total_micro
+        if await self.ticket.extend(needed, budget_tokens(usage, ahead)):
             self.allowance = self._allowance()
-            self.needs_more = produced > self.allowance
+            self.needs_more = ahead > self.allowance
             return None
         self.settled = True
-        credit = limits.hold_micro is not None and running > limits.hold_micro
+        credit = limits.hold_micro is not None and needed > limits.hold_micro
         self.meter.bill_produced()
         call.error_type = "credit_exhausted" if credit else "token_budget_exhausted"
         await self.pipeline.settle_quietly(call, self.ticket)

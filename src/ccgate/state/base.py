@@ -49,6 +49,7 @@ class Decision:
     meters: list[Meter] = field(default_factory=list)
     detail: dict[str, int] = field(default_factory=dict)  # the refusing limit's figures, for the message
     balance_micro: int | None = None  # the shared balance when admitted (Redis), for the fallback's figure
+    held_micro: int = 0  # what the user's requests on every process held through Redis then, this one included
 
 
 @dataclass(slots=True)

@@ -62,22 +62,32 @@ class RecentRequests:
         return sum(count for second, count in zip(self.seconds, self.counts, strict=True) if second > oldest)
 
 
-def credit_detail(needed: int, balance: int, held: int, overdraft: int) -> dict[str, int]:
-    """What a credit refusal tells the client: what the request needs and what the user has."""
-    return {"needed_micro": needed, "available_micro": max(balance + overdraft - held, 0),
+def credit_detail(needed: int, balance: int, held: int, overdraft: int, available: int | None = None) -> dict[str, int]:
+    """What a credit refusal tells the client: what the request needs and what the user has (`available`:
+    balance + overdraft - held unless given)."""
+    available = balance + overdraft - held if available is None else available
+    return {"needed_micro": needed, "available_micro": max(available, 0),
             "balance_micro": balance, "held_micro": held, "overdraft_micro": overdraft}
 
 
 class MemoryState:
-    """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries."""
+    """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries.
 
-    def __init__(self) -> None:
+    `share`: how many processes admit on figures like these at once (the serving workers, when this is
+    their fallback with Redis away).  Each may then spend only its share of what a user had when its
+    figure was last set (balance + overdraft, over `share`), less what it has spent since, so that
+    together they stay above the floor; 1 (a single process) is the whole balance."""
+
+    def __init__(self, share: int = 1) -> None:
+        self.share = max(share, 1)
         self._requests: dict[str, deque[float]] = defaultdict(deque)  # the RPM log of keys with a limit
         self._recent: dict[str, RecentRequests] = defaultdict(RecentRequests)  # every key, for key-status
         self._leases: dict[str, dict[str, float]] = defaultdict(dict)
         self._tokens: dict[str, TokenWindow] = defaultdict(TokenWindow)
         self._reserved: dict[str, int] = defaultdict(int)
         self._balances: dict[int, int] = {}
+        self._known: dict[int, int] = {}  # each balance as last set from outside (the snapshot shares split)
+        self._elsewhere: dict[int, int] = {}  # what other processes held through Redis, as last known
         self._held: dict[int, int] = defaultdict(int)
         self._next_lease = 0
 
@@ -90,9 +100,10 @@ class MemoryState:
 
         if limits.hold_micro is not None:
             balance, held = self._balances.get(limits.user_id, 0), self._held[limits.user_id]
-            if limits.hold_micro > balance + limits.overdraft_micro - held:
+            headroom = self._headroom(limits.user_id, limits.overdraft_micro)
+            if limits.hold_micro > headroom:
                 return Decision(False, refused_by="credit", detail=credit_detail(
-                    limits.hold_micro, balance, held, limits.overdraft_micro))
+                    limits.hold_micro, balance, held, limits.overdraft_micro, headroom))
 
         if limits.token_budget:
             window = self._tokens[key]
@@ -159,7 +170,7 @@ class MemoryState:
         if settlement.lease_id not in self._leases[key]:
             return False
         if hold_micro and settlement.hold_micro is not None:
-            if self._balances.get(user, 0) + overdraft_micro - self._held[user] < hold_micro:
+            if self._headroom(user, overdraft_micro) < hold_micro:
                 return False
         if reserve_tokens and token_budget and settlement.window_seconds:
             window = self._tokens[key]
@@ -171,14 +182,32 @@ class MemoryState:
         self._reserved[key] += reserve_tokens
         return True
 
+    def _headroom(self, user_id: int, overdraft_micro: int) -> int:
+        """What the user may still hold here: balance + overdraft - held, or with several processes this
+        one's share of it as last known, less what this process spent since."""
+        balance, held = self._balances.get(user_id, 0), self._held[user_id]
+        elsewhere = self._elsewhere.get(user_id, 0)
+        if self.share == 1:
+            return balance + overdraft_micro - held - elsewhere
+        known = self._known.get(user_id, balance)
+        return (known + overdraft_micro - elsewhere) // self.share - (known - balance) - held
+
     def debit(self, user_id: int, cost_micro: int) -> None:
         """Take a cost settled elsewhere (through Redis) off this process's figure of the balance."""
         if user_id in self._balances:
             self._balances[user_id] -= cost_micro
 
-    def learn_balance(self, user_id: int, balance_micro: int) -> None:
-        """The shared balance as Redis last reported it: this process's figure from now on."""
-        self._balances[user_id] = balance_micro
+    def hold_elsewhere(self, user_id: int, hold_micro: int) -> None:
+        """Count (or, negative, give back) a hold this process took through Redis: should Redis go away,
+        the fallback admits next to those requests, which still run and will be debited here."""
+        self._held[user_id] += hold_micro
+
+    def learn_balance(self, user_id: int, balance_micro: int, held_micro: int = 0) -> None:
+        """The shared balance as Redis last reported it: this process's figure from now on; `held_micro`,
+        what every process held through Redis then, of which the others' part is kept (as last known: it
+        errs on the safe side once those requests settle) for when Redis stops answering."""
+        self._balances[user_id] = self._known[user_id] = balance_micro
+        self._elsewhere[user_id] = max(held_micro - self._held[user_id], 0)
 
     async def caught_up(self) -> None:
         """Nothing is ever pending here."""
@@ -201,6 +230,7 @@ class MemoryState:
         """The prepaid balances as the database has them (postpaid users carry None); being read
         between this process's own commits, they already include every credit entry."""
         self._balances = {user: balance for user, balance in balances.items() if balance is not None}
+        self._known = dict(self._balances)
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
         """Nothing to do: set_balances brought every credit entry in already."""

@@ -147,9 +147,11 @@ local function claim(claims, amounts, amount)
   keep(amounts, ttl)
 end
 
+local holding = 0
 if hold then
   prune(holds, held, now)
-  local funds, holding = tonumber(redis.call('GET', balance)) or 0, total(held)
+  local funds = tonumber(redis.call('GET', balance)) or 0
+  holding = total(held)
   local available = funds + overdraft - holding
   if hold > available then
     return {0, 'credit', false, {'needed_micro', hold, 'available_micro', math.max(available, 0),
@@ -202,7 +204,7 @@ local stamp, count = string.match(redis.call('HGET', recent, slot) or '', '(%d+)
 count = tonumber(stamp) == second and tonumber(count) + 1 or 1
 redis.call('HSET', recent, slot, second .. ':' .. count)
 keep(recent, 60000)
-return {1, meters, redis.call('GET', balance)}
+return {1, meters, redis.call('GET', balance), holding + (hold or 0)}
 """
 
 # Giving a lease back: the key's slot and reservation, the user's hold.  A lease that expired
@@ -387,8 +389,8 @@ def decision_of(reply: list[Any], lease_id: str) -> Decision:
     if reply[0] == 1:
         meters = [Meter(name, limit, remaining, reset_ms / 1000) for name, limit, remaining, reset_ms in reply[1]]
         balance = reply[2] if len(reply) > 2 else None
-        return Decision(True, lease_id=lease_id, meters=meters,
-                        balance_micro=None if balance is None else int(balance))
+        return Decision(True, lease_id=lease_id, meters=meters, balance_micro=None if balance is None else int(balance),
+                        held_micro=int(reply[3]) if len(reply) > 3 else 0)
     _, refused_by, retry_ms, detail = reply
     return Decision(False, refused_by=refused_by, retry_after=seconds(retry_ms),
                     detail=dict(zip(detail[::2], detail[1::2], strict=True)))

@@ -70,8 +70,10 @@ class ResilientState:
             except StateUnavailable as error:
                 self._degrade(error)
             else:
-                if decision.balance_micro is not None:  # the fallback starts from the last known balance
-                    self.local.learn_balance(limits.user_id, decision.balance_micro)
+                if decision.admitted and limits.hold_micro is not None:  # the fallback counts what runs through
+                    self.local.hold_elsewhere(limits.user_id, limits.hold_micro)  # Redis, here and elsewhere
+                if decision.balance_micro is not None:  # and starts from the last known balance
+                    self.local.learn_balance(limits.user_id, decision.balance_micro, decision.held_micro)
                 return _tagged(decision, SHARED)
         return _tagged(await self.local.admit(limits), LOCAL)
 
@@ -82,20 +84,27 @@ class ResilientState:
         side.settle(lease, release=release)
         if side is self.shared and settlement.hold_micro is not None:
             self.local.debit(settlement.user_id, settlement.cost_micro)
+            if release:
+                self.local.hold_elsewhere(settlement.user_id, -settlement.hold_micro)
 
     async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
                      overdraft_micro: int, token_budget: int | None) -> bool:
         """Extend on the side that admitted; Redis unreachable refuses (the request ends at its hold)."""
         side, lease = self._side(settlement)
         try:
-            return await side.extend(lease, hold_micro, reserve_tokens, overdraft_micro, token_budget)
+            extended = await side.extend(lease, hold_micro, reserve_tokens, overdraft_micro, token_budget)
         except StateUnavailable as error:
             self._degrade(error)
             return False
+        if extended and side is self.shared and settlement.hold_micro is not None:
+            self.local.hold_elsewhere(settlement.user_id, hold_micro)
+        return extended
 
     def release(self, settlement: Settlement) -> None:
         side, lease = self._side(settlement)
         side.release(lease)
+        if side is self.shared and settlement.hold_micro is not None:
+            self.local.hold_elsewhere(settlement.user_id, -settlement.hold_micro)
 
     def _side(self, settlement: Settlement) -> tuple[RedisState | MemoryState, Settlement]:
         lease_id = settlement.lease_id or ""

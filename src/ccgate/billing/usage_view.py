@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccgate.billing.prices import COMPONENTS, NANO_PER_MICRO, CostBreakdown, RequestFlags, Usage
-from ccgate.store.rows import UsageRow
+from ccgate.store.rows import USAGE_COST_COLUMNS, UsageRow
 
 
 def cost_columns(flags: RequestFlags, usage: Usage, breakdown: CostBreakdown) -> dict[str, Any]:
@@ -14,7 +14,7 @@ def cost_columns(flags: RequestFlags, usage: Usage, breakdown: CostBreakdown) ->
         "speed": "fast" if flags.fast else None, "inference_geo": "us" if flags.us_only else None,
         "long_context": breakdown.long_context,
         "web_search_requests": usage.web_search_requests, "web_fetch_requests": usage.web_fetch_requests,
-        **{f"cost_{name}_nano": value for name, value in breakdown.nano().items()},
+        **dict(zip(USAGE_COST_COLUMNS, breakdown.nano().values(), strict=True)),
     }
 
 

@@ -76,8 +76,8 @@ class Call:
                 columns |= scaled_to(breakdown, self.cost_micro)
         if self.cost_micro is not None:
             debit = self.cost_micro
-        return UsageRow(**columns,  # type: ignore[arg-type]
-
+        return UsageRow(
+            **columns,  # type: ignore[arg-type]
             request_id=self.request_id, key_id=self.key.id, user_id=self.key.user_id,
             model=self.model.id if self.model else "", dialect=self.dialect.name,
             status=self.status, streamed=self.stream,

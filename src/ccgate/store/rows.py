@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 
@@ -50,7 +51,7 @@ class UsageRow:
 
     def as_dict(self) -> dict[str, Any]:
         """The row as column values, for an INSERT."""
-        return {name: getattr(self, name) for name in USAGE_COLUMNS}
+        return dict(zip(USAGE_COLUMNS, _values(self), strict=True))
 
     @classmethod
     def from_mapping(cls, row: dict[str, Any]) -> UsageRow:
@@ -58,6 +59,7 @@ class UsageRow:
 
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(UsageRow))
+_values = attrgetter(*USAGE_COLUMNS)  # every column's value in one C call
 COST_COMPONENTS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search", "web_fetch")
 USAGE_COST_COLUMNS = tuple(f"cost_{name}_nano" for name in COST_COMPONENTS)
 

@@ -47,9 +47,23 @@ def api_key(gateway, email) -> str:
     return gateway.new_key(email)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """The fuzz suite's tally (tests/test_fuzz.py), when it ran."""
+def pytest_sessionstart(session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        import fuzz_tally
+
+        fuzz_tally.clear_saved()
+
+
+def pytest_sessionfinish(session) -> None:
+    """Each process keeps its part of the fuzz tally where the controller's summary finds it."""
     import fuzz_tally
 
-    if (summary := fuzz_tally.summary()) is not None:
+    fuzz_tally.save()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz suite's tally (tests/test_fuzz.py), summed over the xdist workers, when it ran."""
+    import fuzz_tally
+
+    if (summary := fuzz_tally.summary(fuzz_tally.load_saved())) is not None:
         terminalreporter.write_line(summary)

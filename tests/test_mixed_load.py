@@ -4,8 +4,6 @@ on one process, and on three workers with PostgreSQL and Redis, Redis stopped in
 
 from __future__ import annotations
 
-import pytest
-
 import http.client
 import json
 import threading
@@ -15,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import pytest
 
 from harness import Gateway, Simulator
 from helpers import admissions

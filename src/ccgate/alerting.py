@@ -30,10 +30,10 @@ from ccgate.obs.alerts import (
     render,
 )
 from ccgate.store import alerts_repo
+from ccgate.store.alerts_repo import WEBHOOK_KINDS
 
 log = logging.getLogger("ccgate.alerts")
 
-WEBHOOK_KINDS = ("generic", "slack")
 STATUS_FRESH_MS = 15_000  # as ops.list_accounts: a process silent this long no longer counts
 
 

@@ -6,15 +6,20 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccgate.alerting import WEBHOOK_KINDS, AlertError, AlertOperations
 from ccgate.cli.common import command, group, whole, with_operations
 from ccgate.ops import OperationError, Operations
+from ccgate.store.alerts_repo import WEBHOOK_KINDS
+
+if TYPE_CHECKING:
+    from ccgate.alerting import AlertOperations
 
 
 def with_alerts(action: Callable[[AlertOperations], Awaitable[None]]) -> None:
     """Run one alert operation against the database; its refusals are the CLI's usual errors."""
+    from ccgate.alerting import AlertError, AlertOperations  # aiohttp is loaded only for alert commands
+
     async def run(ops: Operations) -> None:
         try:
             await action(AlertOperations(ops.engine, ops.box))

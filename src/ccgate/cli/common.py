@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ccgate.broadcast import ACKS, CONFIGURATION, announce_change, redis_client
 from ccgate.config import Settings
 from ccgate.crypto import SecretBox
 from ccgate.ops import Operations
-from ccgate.store.db import create_engine, migrate
+from ccgate.store.db import at_head, create_engine, migrate
 
 Handler = Callable[[argparse.Namespace], None]
 
@@ -34,9 +33,20 @@ def with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
     """Migrate the database, then run one operation against it (announcing a change through Redis,
     when there is one, so running servers reload at once)."""
     settings = Settings.from_env()
-    migrate(settings.database_url)
+
+    async def schema_is_current() -> bool:
+        engine = create_engine(settings.database_url)
+        try:
+            return await at_head(engine)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(schema_is_current()):  # Alembic is loaded only when there is something to do
+        migrate(settings.database_url)
 
     async def run() -> None:
+        from ccgate.broadcast import ACKS, CONFIGURATION, announce_change, redis_client
+
         engine = create_engine(settings.database_url)
         redis = redis_client(settings.redis_url) if settings.redis_url else None
         prefix = settings.redis_prefix

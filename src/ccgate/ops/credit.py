@@ -7,7 +7,6 @@ from typing import Any
 from ccgate.ops.common import OperationError, usd_to_micro
 from ccgate.ops.users import UserOperations
 from ccgate.state.base import StateUnavailable
-from ccgate.state.redis import credit_held
 from ccgate.store import repo
 
 
@@ -39,6 +38,8 @@ class CreditOperations(UserOperations):
         server holds there; without it (or with Redis down) nothing, as no server's memory is visible here."""
         if not self.settings.redis_url:
             return 0
+        from ccgate.state.redis import credit_held  # Redis's client is loaded only where there is one
+
         try:
             return await credit_held(self.settings.redis_url, self.settings.redis_prefix, user_id)
         except StateUnavailable:

@@ -18,6 +18,8 @@ from ccgate.store.schema import (
     users,
 )
 
+WEBHOOK_KINDS = ("generic", "slack")  # how a webhook's payload is shaped: signed JSON, or Slack's
+
 Row = dict[str, Any]
 
 

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
@@ -69,8 +70,21 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# The newest migration (store/migrations/versions): tests/test_store.py checks it is Alembic's head.
+HEAD_REVISION = "0008"
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (blocking; runs its own event loop)."""
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database already has the newest schema: one query, without loading Alembic."""
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == HEAD_REVISION
+    except SQLAlchemyError:  # no database or no alembic_version table yet
+        return False

@@ -53,6 +53,6 @@ fi
 # Every test on one process and SQLite; then the policy suite again, unchanged, against three worker
 # processes sharing PostgreSQL and Redis (test_scale, test_mixed_load and test_obs_e2e run their own
 # multi-worker deployments in the first run). The tests wait on servers far more than they compute,
-# so four run side by side on two cores.
-.venv/bin/python -m pytest -n 4 "$@"
-CCGATE_TEST_DEPLOYMENT=scaled .venv/bin/python -m pytest -n 4 "$@" tests/test_policy.py
+# so three run side by side on two cores.
+.venv/bin/python -m pytest -n 3 "$@"
+CCGATE_TEST_DEPLOYMENT=scaled .venv/bin/python -m pytest -n 3 "$@" tests/test_policy.py

@@ -153,6 +153,19 @@ def _tool_result(tool_use_id: str, content: object, param: str) -> JsonObject:
     return result
 
 
+def append_turn(turns: list[JsonObject], role: str, blocks: list[JsonObject]) -> None:
+    """Add a turn, merging it into the previous one of the same role; empty turns vanish; in a user
+    turn tool results come first (§1.3; the sort is stable).  Shared by both OpenAI dialects."""
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"] += blocks
+    else:
+        turns.append({"role": role, "content": blocks})
+    if role == "user":
+        turns[-1]["content"].sort(key=lambda block: block["type"] != "tool_result")
+
+
 class _Conversation:
     """Hoisted system blocks and merged user/assistant turns, built one OpenAI message at a time."""
 
@@ -194,15 +207,7 @@ class _Conversation:
         return blocks
 
     def _append(self, role: str, blocks: list[JsonObject]) -> None:
-        """Adds a turn, merging it into the previous one of the same role; empty turns vanish."""
-        if not blocks:
-            return
-        if self.turns and self.turns[-1]["role"] == role:
-            self.turns[-1]["content"] += blocks
-        else:
-            self.turns.append({"role": role, "content": blocks})
-        if role == "user":  # tool results first (§1.3); the sort is stable
-            self.turns[-1]["content"].sort(key=lambda block: block["type"] != "tool_result")
+        append_turn(self.turns, role, blocks)
 
 
 def _conversation(body: JsonObject) -> _Conversation:

@@ -24,6 +24,7 @@ from ccgate.dialects.openai_request import (
     _sampling,
     _system,
     _tool_input,
+    append_turn,
     apply_thinking,
     tooling,
 )
@@ -200,15 +201,7 @@ class _Turns:
             raise _fail(f"{param}.role", f"unknown role {role!r}")
 
     def _append(self, role: str, blocks: list[Json]) -> None:
-        """Adds a turn, merging it into the previous one of the same role; tool results come first."""
-        if not blocks:
-            return
-        if self.turns and self.turns[-1]["role"] == role:
-            self.turns[-1]["content"] += blocks
-        else:
-            self.turns.append({"role": role, "content": blocks})
-        if role == "user":
-            self.turns[-1]["content"].sort(key=lambda block: block["type"] != "tool_result")
+        append_turn(self.turns, role, blocks)
 
 
 def input_items(body: Json) -> list[Json]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ccgate.billing.audit import Finding, FindingKind, check_ledger, main
+from ccgate.billing.audit import Finding, FindingKind, check_ledger_at, main
 from ccgate.billing.ledger import LedgerWriter
 from ccgate.store.db import create_engine, migrate
 from ccgate.store.rows import UsageRow
@@ -47,15 +47,6 @@ def request(connection: sqlite3.Connection, user_id: int, request_id: str, cost:
     connection.execute(f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join(':' + name for name in row)})", row)
 
 
-async def findings_of(url: str) -> list[Finding]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await check_ledger(conn)
-    finally:
-        await engine.dispose()
-
-
 async def test_books_kept_by_the_writer_balance(database):
     path, url = database
     with sqlite3.connect(path) as connection:
@@ -69,7 +60,7 @@ async def test_books_kept_by_the_writer_balance(database):
     finally:
         await writer.stop()
         await engine.dispose()
-    assert await findings_of(url) == []
+    assert await check_ledger_at(url) == []
 
 
 async def test_each_broken_row_is_found(database):
@@ -93,7 +84,7 @@ async def test_each_broken_row_is_found(database):
         request(connection, 4, "postpaid", 500)
         user(connection, 5, 1_000_000, granted_ms=1000)  # became prepaid at 1000
         request(connection, 5, "before", 60, created_ms=500)  # ... so this one is rightly undebited
-    assert await findings_of(url) == [
+    assert await check_ledger_at(url) == [
         Finding(FindingKind.BALANCE_MISMATCH, 2, None, 1_000_000, 1_000_007),
         Finding(FindingKind.DEBIT_MISMATCH, 3, "short", 45, 40),
         Finding(FindingKind.DOUBLE_DEBIT, 3, "twice", 20, 40),

@@ -113,7 +113,8 @@ async def check_ledger(conn: AsyncConnection) -> list[Finding]:
     return sorted(findings, key=lambda f: (list(FindingKind).index(f.kind), f.user_id, f.request_id or ""))
 
 
-async def _run(url: str) -> list[Finding]:
+async def check_ledger_at(url: str) -> list[Finding]:
+    """`check_ledger` on the database at `url` (its own engine, disposed after)."""
     from ccgate.store.db import create_engine
 
     engine = create_engine(url)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m ccgate.billing.audit DATABASE_URL`: print each finding; exit 1 if there is any."""
     parser = argparse.ArgumentParser(prog="python -m ccgate.billing.audit", description=main.__doc__)
     parser.add_argument("database_url")
-    findings = asyncio.run(_run(parser.parse_args(argv).database_url))
+    findings = asyncio.run(check_ledger_at(parser.parse_args(argv).database_url))
     for finding in findings:
         print(finding.describe())
     print(f"ledger check: {len(findings)} problem(s)" if findings else "ledger check: the books balance")

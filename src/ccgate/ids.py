@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_KEPT = 62 * 4  # bytes below 248 map four to a character; the rest are dropped, so each character is uniform
+_TO_BASE62 = bytes(ord(BASE62[byte % 62]) for byte in range(_KEPT)) + bytes(256 - _KEPT)
+_DROPPED = bytes(range(_KEPT, 256))
 
 
 def random_base62(length: int) -> str:
     """`length` characters drawn uniformly from the base62 alphabet by the OS CSPRNG."""
-    # One uniform draw below 62**length, written in base62: five times faster than a draw per digit.
-    number = secrets.randbelow(62 ** length)
-    digits = []
-    for _ in range(length):
-        number, digit = divmod(number, 62)
-        digits.append(BASE62[digit])
-    return "".join(digits)
+    # One urandom call and one C-level byte translation (a byte in 248..255, 3% of them, is dropped and
+    # its place taken by the next): about 1 us for a request id, where a draw per digit took 7.
+    characters = b""
+    while len(characters) < length:
+        characters += os.urandom(length + 8).translate(_TO_BASE62, _DROPPED)
+    return characters[:length].decode("ascii")
 
 
 def request_id() -> str:

@@ -10,6 +10,10 @@
   client, or a Content-Length longer than the body) gets 408 if no response has started, and the
   connection closes either way.
 
+Deadlines are timestamps on the connection, checked by one sweep per process every SWEEP_EVERY of
+the shortest timeout (a second at most), not a timer per request: arming one and cancelling it took
+a heap operation each and an allocation a request.  A deadline therefore fires up to that much late.
+
 The connection cap per process is uvicorn's own `limit_concurrency` (503 over it), set from
 `HttpLimits.max_connections`.  Limits come from the environment (ccgate.config.http_limits_from_env:
 CCGATE_HTTP_HEAD_TIMEOUT, CCGATE_HTTP_BODY_TIMEOUT, CCGATE_HTTP_MAX_HEADER_BYTES,
@@ -26,6 +30,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from ccgate.config import http_limits_from_env
 from ccgate.dialects.errors import anthropic_error_body
 
+SWEEP_EVERY = 0.25  # of the shortest timeout: how late a deadline may fire
+HEAD_LATE = "The request head was not received in time."
+BODY_LATE = "The request body was not received in time."
+
 
 def _refusal(status: int, message: str) -> bytes:
     """A complete response that closes the connection, with an error body in Anthropic's shape."""
@@ -34,20 +42,54 @@ def _refusal(status: int, message: str) -> bytes:
                      b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body])
 
 
+class DeadlineSweep:
+    """The connections of one event loop, their deadlines checked every `interval` seconds."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.connections: set[LimitedHttpToolsProtocol] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, connection: LimitedHttpToolsProtocol) -> None:
+        self.connections.add(connection)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.interval, self._sweep)
+
+    def discard(self, connection: LimitedHttpToolsProtocol) -> None:
+        self.connections.discard(connection)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        late = [each for each in self.connections if each.expires_at is not None and each.expires_at <= now]
+        for connection in late:
+            connection.expire()
+        self._handle = self.loop.call_later(self.interval, self._sweep) if self.connections else None
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a head size cap and head and body deadlines."""
 
     limits = http_limits_from_env()
+    sweep: DeadlineSweep | None = None  # one per process (per event loop)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
         self._reading_head = True
-        self._deadline: asyncio.TimerHandle | None = None
-        self._arm(self.limits.head_timeout, "The request head was not received in time.")
+        self.expires_at: float | None = None
+        self._late = HEAD_LATE
+        self._arm(self.limits.head_timeout, HEAD_LATE)
+        sweep = LimitedHttpToolsProtocol.sweep
+        if sweep is None or sweep.loop is not self.loop:
+            interval = min(SWEEP_EVERY * min(self.limits.head_timeout, self.limits.body_timeout), 1.0)
+            sweep = LimitedHttpToolsProtocol.sweep = DeadlineSweep(self.loop, interval)
+        sweep.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.expires_at = None
+        if LimitedHttpToolsProtocol.sweep is not None:
+            LimitedHttpToolsProtocol.sweep.discard(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -61,40 +103,34 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._head_bytes = 0
-        if self._deadline is None:
-            self._arm(self.limits.head_timeout, "The request head was not received in time.")
+        if self.expires_at is None:
+            self._arm(self.limits.head_timeout, HEAD_LATE)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._disarm()
         super().on_headers_complete()
-        if not self.transport.is_closing():
-            self._arm(self.limits.body_timeout, "The request body was not received in time.")
+        self._arm(self.limits.body_timeout, BODY_LATE)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.expires_at = None
         super().on_message_complete()
 
-    def _arm(self, seconds: float, message: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire, message)
+    def _arm(self, seconds: float, late: str) -> None:
+        self.expires_at = self.loop.time() + seconds
+        self._late = late
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self, message: str) -> None:
-        self._deadline = None
+    def expire(self) -> None:
+        """The deadline passed: 408 if no response has started, else just close."""
+        self.expires_at = None
         cycle = self.cycle
         if cycle is not None and cycle.response_started:
             self.transport.close()
         else:
-            self._refuse(408, message)
+            self._refuse(408, self._late)
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer `status` and close, telling a running request handler its client is gone."""
-        self._disarm()
+        self.expires_at = None
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.response_complete = True  # the handler's own response, if any, is dropped
             self.cycle.disconnected = True

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgate.billing.prices import COMPONENTS, ModelPrice, RequestFlags, Usage, cost, request_flags
-from ccgate.billing.usage_view import cost_columns, cost_object
+from ccgate.billing.usage_view import cost_object, price_row
 from ccgate.store.db import migrate
 from ccgate.store.rows import UsageRow
 
@@ -152,7 +152,8 @@ def test_components_of_the_mixed_ttl_example(catalog):
                                 "cache_write_1h": 600_000, "cache_read": 540_000, "web_search": 20_000_000,
                                 "web_fetch": 0}
     row = UsageRow(request_id="req_1", key_id="k", user_id=1, model=SONNET46, dialect="anthropic", status=200,
-                   streamed=False, cost_micro=breakdown.total_micro, **cost_columns(RequestFlags(), usage, breakdown))
+                   streamed=False, cost_micro=breakdown.total_micro)
+    price_row(row, RequestFlags(), usage, breakdown)
     shown = cost_object(row)
     assert shown["total_micro"] == 35_384 and shown["components_micro"]["cache_write_5m"] == 555.0
     assert shown["server_tool_use"] == {"web_search_requests": 2, "web_fetch_requests": 0}

@@ -11,8 +11,9 @@ import pytest
 
 from ccgate.billing.prices import NO_FLAGS, ModelPrice, RequestFlags, Usage, cost
 from ccgate.billing.reports import GroupBy, ReportRow, render_csv, usage_report
-from ccgate.billing.usage_view import cost_columns
+from ccgate.billing.usage_view import price_row
 from ccgate.store.db import create_engine, migrate
+from ccgate.store.rows import UsageRow
 
 DAY = 86_400_000
 MARKUP = 12_000  # users pay x1.2
@@ -37,14 +38,14 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
         def request(request_id: str, user_id: int, key_id: str, model: str, account: int | None, day: int,
                     usage: Usage, flags: RequestFlags = NO_FLAGS, cache_hit: bool = False) -> None:
             breakdown = cost(dataclasses.replace(prices[model], markup_bp=MARKUP), flags, usage)
-            row = {"request_id": request_id, "key_id": key_id, "user_id": user_id, "model": model,
-                   "dialect": "anthropic", "status": 200, "streamed": True, "input_tokens": usage.input_tokens,
-                   "output_tokens": usage.output_tokens, "cache_read_tokens": usage.cache_read_tokens,
-                   "cache_write_5m_tokens": usage.cache_write_5m_tokens,
-                   "cache_write_1h_tokens": usage.cache_write_1h_tokens, "cost_micro": breakdown.total_micro,
-                   "latency_ms": 1, "cache_hit": cache_hit, "session_moved": False, "account_id": account,
-                   "created_ms": day * DAY + 1000, **cost_columns(flags, usage, breakdown)}
-            connection.execute(f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join(':' + n for n in row)})", row)
+            row = UsageRow(request_id, key_id, user_id, model, "anthropic", 200, True, usage.input_tokens,
+                           usage.output_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
+                           usage.cache_write_1h_tokens, breakdown.total_micro, latency_ms=1, cache_hit=cache_hit,
+                           account_id=account, created_ms=day * DAY + 1000)
+            price_row(row, flags, usage, breakdown)
+            values = row.as_dict()
+            connection.execute(f"INSERT INTO usage ({', '.join(values)}) VALUES ({', '.join(':' + n for n in values)})",
+                               values)
 
         request("r1", 1, "k1", "claude-sonnet-4-6", 1, 0, Usage(input_tokens=1000, output_tokens=1000))
         request("r2", 1, "k2", "claude-opus-4-6", 2, 1, Usage(input_tokens=1000, web_search_requests=2),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from ccgate.store.rows import COST_COMPONENTS
 
@@ -19,6 +19,7 @@ BASIS_POINTS = 10_000
 MULTIPLIER_SLOTS = 5  # long context, fast mode, data residency, batch, markup
 SCALE: int = PER_MILLION * BASIS_POINTS ** MULTIPLIER_SLOTS  # exact component units per micro-dollar
 NANO_PER_MICRO = 1000
+NANO_UNIT = SCALE // NANO_PER_MICRO  # exact component units per nano-dollar
 COMPONENTS = COST_COMPONENTS
 LONG_CONTEXT_BETA = "context-1m-2025-08-07"
 LONG_CONTEXT_WINDOW = 1_000_000  # input tokens a model with a long-context tier takes under that beta
@@ -136,9 +137,9 @@ class Usage:
                      self.web_search_requests, self.web_fetch_requests)
 
 
-@dataclass(frozen=True, slots=True)
-class CostBreakdown:
-    """A request's cost per component, exact, in micro-dollars / SCALE, markup included."""
+class CostBreakdown(NamedTuple):
+    """A request's cost per component, exact, in micro-dollars / SCALE, markup included (a tuple: one
+    is made per request, and a tuple is made in C)."""
 
     input: int
     output: int
@@ -151,22 +152,51 @@ class CostBreakdown:
 
     @property
     def exact(self) -> int:
-        return sum(self.components().values())
+        return (self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
+                + self.web_search + self.web_fetch)
 
     @property
     def total_micro(self) -> int:
         """The debit: the exact sum rounded up once to a micro-dollar."""
         return -(-self.exact // SCALE)
 
+    def values(self) -> tuple[int, ...]:
+        """The components in COMPONENTS' order."""
+        return self[:7]
+
     def components(self) -> dict[str, int]:
-        return {"input": self.input, "output": self.output, "cache_write_5m": self.cache_write_5m,
-                "cache_write_1h": self.cache_write_1h, "cache_read": self.cache_read,
-                "web_search": self.web_search, "web_fetch": self.web_fetch}
+        return dict(zip(COMPONENTS, self.values(), strict=True))
 
     def nano(self) -> dict[str, int]:
         """Each component rounded up to nano-dollars (1/1000 micro-dollar): the stored form."""
-        unit = SCALE // NANO_PER_MICRO
-        return {name: -(-value // unit) for name, value in self.components().items()}
+        return dict(zip(COMPONENTS, self.nano_values(), strict=True))
+
+    def nano_values(self) -> list[int]:
+        """`nano()`'s values, in COMPONENTS' order."""
+        unit = NANO_UNIT
+        return [-(-value // unit) for value in self[:7]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """What one unit of each component costs a request, in micro-dollars / SCALE: the model's prices
+    times every multiplier that applies to it.  A cost is then one product per component."""
+
+    input: int
+    output: int
+    cache_write_5m: int
+    cache_write_1h: int
+    cache_read: int
+    web_search: int
+    web_fetch: int
+    long_context: bool
+
+    def of(self, usage: Usage) -> CostBreakdown:
+        return CostBreakdown(
+            usage.input_tokens * self.input, usage.output_tokens * self.output,
+            usage.cache_write_5m_tokens * self.cache_write_5m, usage.cache_write_1h_tokens * self.cache_write_1h,
+            usage.cache_read_tokens * self.cache_read, usage.web_search_requests * self.web_search,
+            usage.web_fetch_requests * self.web_fetch, self.long_context)
 
 
 def context_window(price: ModelPrice, flags: RequestFlags) -> int:
@@ -186,27 +216,41 @@ def _factor(applies: bool, multiplier_bp: int | None) -> int:
     return multiplier_bp if applies and multiplier_bp is not None else BASIS_POINTS
 
 
-def cost(price: ModelPrice, flags: RequestFlags, usage: Usage, *, long_context: bool | None = None) -> CostBreakdown:
-    """Every component at its price times the multipliers that apply (all in exact integers).  Whether
-    the long-context tier applies is decided from `usage` unless given (pricing a sum of requests)."""
-    if long_context is None:
-        long_context = is_long_context(price, flags, usage)
+def _rates(price: ModelPrice, flags: RequestFlags, long_context: bool) -> Rates:
     common = (_factor(flags.us_only, price.us_geo_bp) * _factor(flags.batch, price.batch_bp) * price.markup_bp)
     input_side = (common * _factor(long_context, price.long_context_input_bp)
                   * _factor(flags.fast, price.fast_input_bp))
     output_side = (common * _factor(long_context, price.long_context_output_bp)
                    * _factor(flags.fast, price.fast_output_bp))
     per_use = price.markup_bp * (SCALE // BASIS_POINTS)  # server tools: markup only, no token multiplier
-    return CostBreakdown(
-        input=usage.input_tokens * price.input_price * input_side,
-        output=usage.output_tokens * price.output_price * output_side,
-        cache_write_5m=usage.cache_write_5m_tokens * price.cache_write_5m_price * input_side,
-        cache_write_1h=usage.cache_write_1h_tokens * price.cache_write_1h_price * input_side,
-        cache_read=usage.cache_read_tokens * price.cache_read_price * input_side,
-        web_search=usage.web_search_requests * price.web_search_price_micro * per_use,
-        web_fetch=usage.web_fetch_requests * price.web_fetch_price_micro * per_use,
-        long_context=long_context,
-    )
+    return Rates(price.input_price * input_side, price.output_price * output_side,
+                 price.cache_write_5m_price * input_side, price.cache_write_1h_price * input_side,
+                 price.cache_read_price * input_side, price.web_search_price_micro * per_use,
+                 price.web_fetch_price_micro * per_use, long_context)
+
+
+_RATES: dict[tuple[str, RequestFlags, bool], tuple[ModelPrice, Rates]] = {}
+
+
+def rates(price: ModelPrice, flags: RequestFlags, long_context: bool) -> Rates:
+    """The rates of a model for a request, worked out once per model, flags and tier (a catalog
+    reload brings new ModelPrice objects, which are worked out afresh)."""
+    cached = _RATES.get((price.id, flags, long_context))
+    if cached is not None and cached[0] is price:
+        return cached[1]
+    if len(_RATES) > 4096:  # models come and go with catalog edits: never let old ones pile up
+        _RATES.clear()
+    found = _rates(price, flags, long_context)
+    _RATES[(price.id, flags, long_context)] = (price, found)
+    return found
+
+
+def cost(price: ModelPrice, flags: RequestFlags, usage: Usage, *, long_context: bool | None = None) -> CostBreakdown:
+    """Every component at its price times the multipliers that apply (all in exact integers).  Whether
+    the long-context tier applies is decided from `usage` unless given (pricing a sum of requests)."""
+    if long_context is None:
+        long_context = is_long_context(price, flags, usage)
+    return rates(price, flags, long_context).of(usage)
 
 
 def cost_micro(price: ModelPrice, usage: Usage, flags: RequestFlags = NO_FLAGS) -> int:

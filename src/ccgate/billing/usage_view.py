@@ -5,28 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from ccgate.billing.prices import COMPONENTS, NANO_PER_MICRO, CostBreakdown, RequestFlags, Usage
-from ccgate.store.rows import USAGE_COST_COLUMNS, UsageRow
+from ccgate.store.rows import UsageRow
 
 
-def cost_columns(flags: RequestFlags, usage: Usage, breakdown: CostBreakdown) -> dict[str, Any]:
-    """The usage-row columns this module owns, to merge into the row the ledger writer commits."""
-    return {
-        "speed": "fast" if flags.fast else None, "inference_geo": "us" if flags.us_only else None,
-        "long_context": breakdown.long_context,
-        "web_search_requests": usage.web_search_requests, "web_fetch_requests": usage.web_fetch_requests,
-        **dict(zip(USAGE_COST_COLUMNS, breakdown.nano().values(), strict=True)),
-    }
-
-
-def scaled_to(breakdown: CostBreakdown, price_micro: int) -> dict[str, int]:
-    """The component columns of a request billed `price_micro` instead of its list cost (a cache hit):
-    each list component scaled by the same ratio, rounded up to nano-dollars, so per-component reports
-    sum to what was debited."""
-    exact = breakdown.exact
-    if not exact:
-        return {f"cost_{name}_nano": 0 for name in COMPONENTS}
-    return {f"cost_{name}_nano": -(-value * price_micro * NANO_PER_MICRO // exact)
-            for name, value in breakdown.components().items()}
+def price_row(row: UsageRow, flags: RequestFlags, usage: Usage, breakdown: CostBreakdown,
+              billed_micro: int | None = None) -> None:
+    """Set the usage-row columns this module owns: the price flags, server tool uses and each cost
+    component; for a request billed `billed_micro` instead of its list cost (a cache hit), each list
+    component scaled by the same ratio, rounded up to nano-dollars, so per-component reports sum to
+    what was debited."""
+    row.speed = "fast" if flags.fast else None
+    row.inference_geo = "us" if flags.us_only else None
+    row.long_context = breakdown.long_context
+    row.web_search_requests = usage.web_search_requests
+    row.web_fetch_requests = usage.web_fetch_requests
+    if billed_micro is None:
+        nano = breakdown.nano_values()
+    else:
+        exact = breakdown.exact
+        nano = [-(-value * billed_micro * NANO_PER_MICRO // exact) if exact else 0 for value in breakdown.values()]
+    (row.cost_input_nano, row.cost_output_nano, row.cost_cache_write_5m_nano, row.cost_cache_write_1h_nano,
+     row.cost_cache_read_nano, row.cost_web_search_nano, row.cost_web_fetch_nano) = nano
 
 
 def cost_object(row: UsageRow) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ccgate.billing.prices import ModelPrice, RequestFlags, Usage, context_window, cost
 
@@ -90,8 +91,7 @@ class KeyHistory:
 FRESH = KeyHistory()
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
     """The likely usage of a request, its cost (micro-dollars, markup included) and token reservation."""
 
     usage: Usage
@@ -106,12 +106,10 @@ def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_t
                       context_window(model, flags))
     read = round(total_input * history.read_share.mean(0.0))
     write = min(round(total_input * history.write_share.mean(1.0)), total_input - read)
-    return Usage(
-        input_tokens=total_input - read - write,
-        output_tokens=min(round(history.typical_output(model.id)), max_tokens),
-        cache_read_tokens=read,
-        cache_write_5m_tokens=0 if wants_1h_cache else write, cache_write_1h_tokens=write if wants_1h_cache else 0,
-    )
+    output = min(round(history.typical_output(model.id)), max_tokens)
+    if wants_1h_cache:
+        return Usage(total_input - read - write, output, read, 0, write)
+    return Usage(total_input - read - write, output, read, write, 0)
 
 
 def estimate(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens: int, flags: RequestFlags,
@@ -119,7 +117,7 @@ def estimate(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens:
     """What to hold for a request (see the module's docstring)."""
     usage = expected_usage(history, body_size, model, max_tokens, flags, wants_1h_cache)
     return Estimate(usage, cost(model, flags, usage).total_micro,
-                    usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
+                    usage.input_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens + usage.output_tokens)
 
 
 class UsageEstimator:

@@ -117,7 +117,7 @@ def estimate(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens:
     """What to hold for a request (see the module's docstring)."""
     usage = expected_usage(history, body_size, model, max_tokens, flags, wants_1h_cache)
     return Estimate(usage, cost(model, flags, usage).total_micro,
-                    usage.input_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens + usage.output_tokens)
+                    usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
 
 
 class UsageEstimator:

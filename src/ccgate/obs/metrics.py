@@ -121,32 +121,6 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-class _Batch:
-    """Counter sums and histogram values gathered from many records, then applied once each."""
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[Any, ...], float] = {}
-        self.values: dict[tuple[Any, ...], list[float]] = {}
-
-    def add(self, amount: float, metric: Any, *labels: str) -> None:
-        if amount:
-            key = (metric, *labels)
-            self.counts[key] = self.counts.get(key, 0) + amount
-
-    def observe(self, value: float, metric: Any, *labels: str) -> None:
-        key = (metric, *labels)
-        bucket = self.values.get(key)
-        if bucket is None:
-            bucket = self.values[key] = []
-        bucket.append(value)
-
-    def apply(self) -> None:
-        for (metric, *labels), amount in self.counts.items():
-            _child(metric, *labels).inc(amount)
-        for (metric, *labels), observed in self.values.items():
-            _observe_many(_child(metric, *labels), observed)
-
-
 def _observe_many(histogram: Any, observed: list[float]) -> None:
     """Histogram.observe for many values at once: one increment per bucket touched and one of the sum
     (prometheus-client's own per-value loop, batched; its _sum and _buckets hold in both modes)."""
@@ -161,38 +135,62 @@ def _observe_many(histogram: Any, observed: list[float]) -> None:
 
 
 def flush() -> None:
-    """Fold the queued records into the series."""
+    """Fold the queued records into the series: first summed per label set in plain dicts (one lookup
+    a record for its request, token and cost counts), then applied to each series once."""
     if not _pending:
         return
     records = _pending[:]
     del _pending[: len(records)]
-    batch = _Batch()
+    totals: dict[tuple[str, str, int, str], list[int]] = {}  # (route, dialect, status class, model) -> sums
+    counts: dict[tuple[Any, ...], int] = {}  # (metric, *labels) -> amount
+    values: dict[tuple[Any, ...], list[float]] = {}  # (histogram, *labels) -> observations
     for record in records:
-        route = record.route
-        batch.add(1, REQUESTS, route, record.dialect, record.status_class, record.model)
-        batch.observe(record.added_seconds, ADDED, route)
-        batch.observe(record.total_seconds, TOTAL, route)
-        if record.refusal is not None:
-            batch.add(1, REFUSALS, record.refusal)
-        if record.cache is not None:
-            batch.add(1, CACHE, record.cache.lower())
-        for attempt in record.attempts:
-            batch.add(1, ATTEMPTS, attempt.account)
-            if attempt.cause is not None:
-                batch.add(1, FAILURES, attempt.account, attempt.cause)
-        if model := record.model:
-            batch.add(record.input_tokens, TOKENS, model, "input")
-            batch.add(record.output_tokens, TOKENS, model, "output")
-            batch.add(record.cache_read_tokens, TOKENS, model, "cache_read")
-            batch.add(record.cache_write_5m_tokens, TOKENS, model, "cache_write_5m")
-            batch.add(record.cache_write_1h_tokens, TOKENS, model, "cache_write_1h")
-            batch.add(record.cost_micro, COST, model)
+        route, model = record.route, record.model
+        key = (route, record.dialect, record.status // 100, model)
+        sums = totals.get(key)
+        if sums is None:
+            sums = totals[key] = [0, 0, 0, 0, 0, 0, 0]
+        sums[0] += 1
+        if model:
+            sums[1] += record.input_tokens
+            sums[2] += record.output_tokens
+            sums[3] += record.cache_read_tokens
+            sums[4] += record.cache_write_5m_tokens
+            sums[5] += record.cache_write_1h_tokens
+            sums[6] += record.cost_micro
             if record.upstream_ttfb_seconds is not None:
-                batch.observe(record.upstream_ttfb_seconds, UPSTREAM_TTFB, model)
+                values.setdefault((UPSTREAM_TTFB, model), []).append(record.upstream_ttfb_seconds)
+        values.setdefault((ADDED, route), []).append(record.added_seconds)
+        values.setdefault((TOTAL, route), []).append(record.total_seconds)
+        if record.refusal is not None:
+            _count(counts, REFUSALS, record.refusal)
+        if record.cache is not None:
+            _count(counts, CACHE, record.cache.lower())
+        for attempt in record.attempts:
+            _count(counts, ATTEMPTS, attempt.account)
+            if attempt.cause is not None:
+                _count(counts, FAILURES, attempt.account, attempt.cause)
         if _user_labels and record.user_id is not None:
-            batch.add(1, USER_REQUESTS, str(record.user_id))
-            batch.add(record.cost_micro, USER_COST, str(record.user_id))
-    batch.apply()
+            _count(counts, USER_REQUESTS, str(record.user_id))
+            _count(counts, USER_COST, str(record.user_id), amount=record.cost_micro)
+    for (route, dialect, status, model), sums in totals.items():
+        _child(REQUESTS, route, dialect, f"{status}xx", model).inc(sums[0])
+        if model:
+            for token_class, amount in zip(TOKEN_CLASSES, sums[1:6], strict=True):
+                if amount:
+                    _child(TOKENS, model, token_class).inc(amount)
+            if sums[6]:
+                _child(COST, model).inc(sums[6])
+    for (metric, *labels), amount in counts.items():
+        if amount:
+            _child(metric, *labels).inc(amount)
+    for (metric, *labels), observed in values.items():
+        _observe_many(_child(metric, *labels), observed)
+
+
+def _count(counts: dict[tuple[Any, ...], int], metric: Any, *labels: str, amount: int = 1) -> None:
+    key = (metric, *labels)
+    counts[key] = counts.get(key, 0) + amount
 
 
 async def flush_loop(interval: float = 1.0) -> None:

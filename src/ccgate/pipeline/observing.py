@@ -22,19 +22,26 @@ def refusal_of(error: GatewayError) -> str:
 def record_of(call: Call) -> RequestRecord:
     """Ids, counts, costs and times of a finished call; nothing of its prompt or answer."""
     now = time.perf_counter()
-    trail, usage, key = call.trail, call.usage, call.key
-    upstream = now - trail.sent_at if trail.sent_at is not None and call.account is not None else 0.0
-    return RequestRecord(
-        request_id=call.request_id, route=call.route, dialect=call.dialect.name, status=call.status,
-        model=call.model.id if call.model else "", key_id=key.id if key else None,
-        user_id=key.user_id if key else None, session_id=call.session_id,
-        account=call.account.name if call.account else None, stream=call.stream, error_type=call.error_type,
-        refusal=call.refusal, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens, cache_write_5m_tokens=usage.cache_write_5m_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens, cost_micro=call.cost_micro or 0,
-        cache=call.cache_status if call.refusal is None else None,  # refused: the cache was never looked in
-        total_seconds=now - call.started, upstream_seconds=upstream,
-        upstream_ttfb_seconds=(trail.first_byte_at - trail.sent_at
-                               if trail.first_byte_at is not None and trail.sent_at is not None else None),
-        attempts=tuple(trail.attempts),
-    )
+    trail, usage, key, account, model = call.trail, call.usage, call.key, call.account, call.model
+    # The required fields first and the rest set one by one: a 24-keyword call costs three times as much.
+    record = RequestRecord(call.request_id, call.route, call.dialect.name, call.status)
+    record.model = model.id if model else ""
+    if key is not None:
+        record.key_id, record.user_id = key.id, key.user_id
+    record.session_id, record.stream = call.session_id, call.stream
+    record.error_type, record.refusal = call.error_type, call.refusal
+    record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
+    record.cache_read_tokens = usage.cache_read_tokens
+    record.cache_write_5m_tokens = usage.cache_write_5m_tokens
+    record.cache_write_1h_tokens = usage.cache_write_1h_tokens
+    record.cost_micro = call.cost_micro or 0
+    record.cache = call.cache_status if call.refusal is None else None  # refused: the cache was never looked in
+    record.total_seconds = now - call.started
+    if account is not None:
+        record.account = account.name
+        if trail.sent_at is not None:
+            record.upstream_seconds = now - trail.sent_at
+            if trail.first_byte_at is not None:
+                record.upstream_ttfb_seconds = trail.first_byte_at - trail.sent_at
+    record.attempts = tuple(trail.attempts)
+    return record

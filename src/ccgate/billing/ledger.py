@@ -12,6 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import URL, Table, bindparam, insert, update
@@ -22,7 +23,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from ccgate.obs.metrics import observe_ledger_commit
 from ccgate.store.db import sqlite_pragmas
-from ccgate.store.rows import UsageRow
+from ccgate.store.rows import USAGE_COLUMNS, UsageRow
 from ccgate.store.schema import api_keys, ledger, usage, users
 
 log = logging.getLogger("ccgate.ledger")
@@ -169,7 +170,7 @@ class LedgerWriter:
 class BatchWrites:
     """What one batch changes: usage rows, prepaid debits with their ledger entries, keys' last use."""
 
-    usage_rows: list[Params]
+    usage_rows: list[UsageRow]
     ledger_rows: list[Params]
     debits: list[Params]
     last_used: list[Params]
@@ -188,16 +189,16 @@ class BatchWrites:
                     "user_id": row.user_id, "kind": "request", "amount_micro": -row.cost_micro,
                     "request_id": row.request_id, "note": row.model, "created_ms": row.created_ms,
                 })
-        return cls([record.row.as_dict() for record in batch], ledger_rows,
+        return cls([record.row for record in batch], ledger_rows,
                    [{"uid": uid, "amount": amount} for uid, amount in debits.items()],
                    [{"kid": kid, "ts": ts} for kid, ts in last_used.items()])
 
-    def statements(self) -> list[tuple[UpdateBase, list[Params]]]:
+    def statements(self, *, with_usage: bool = True) -> list[tuple[UpdateBase, list[Params]]]:
         """The batch as SQLAlchemy Core statements with their parameter lists (empty ones left out).
         The statements are built once and reused, so their compiled forms are too."""
         plan: list[tuple[UpdateBase, list[Params]]] = []
-        if self.usage_rows:
-            plan.append((_insert(usage, tuple(self.usage_rows[0])), self.usage_rows))
+        if with_usage and self.usage_rows:
+            plan.append((USAGE_INSERT, [row.as_dict() for row in self.usage_rows]))
         if self.ledger_rows:
             plan.append((_insert(ledger, tuple(self.ledger_rows[0])), self.ledger_rows))
         return plan + [(statement, rows) for statement, rows in ((DEBIT, self.debits), (LAST_USED, self.last_used))
@@ -218,6 +219,12 @@ def _insert(table: Table, columns: tuple[str, ...]) -> UpdateBase:
 # keep); clamping here would make the balance and the ledger disagree.
 DEBIT = update(users).where(users.c.id == bindparam("uid")).values(
     balance_micro=users.c.balance_micro - bindparam("amount"))
+USAGE_INSERT = insert(usage).values({name: bindparam(name) for name in USAGE_COLUMNS})
+# The same INSERT with positional parameters, for the SQLite writer: a row binds as a tuple of its values,
+# where 34 named parameters cost a name lookup each.
+_USAGE_INSERT_QMARK = USAGE_INSERT.compile(dialect=sqlite_dialect(paramstyle="qmark"))
+USAGE_INSERT_SQLITE = str(_USAGE_INSERT_QMARK)
+usage_values = attrgetter(*_USAGE_INSERT_QMARK.positiontup or ())  # a row's values in the INSERT's order
 LAST_USED = update(api_keys).where(api_keys.c.id == bindparam("kid")).values(last_used_ms=bindparam("ts"))
 
 
@@ -245,7 +252,9 @@ class SqliteBatchWriter:
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement, rows in writes.statements():
+            if writes.usage_rows:
+                connection.executemany(USAGE_INSERT_SQLITE, [usage_values(row) for row in writes.usage_rows])
+            for statement, rows in writes.statements(with_usage=False):
                 connection.executemany(self._compiled(statement), rows)
             connection.execute("COMMIT")
         except BaseException:

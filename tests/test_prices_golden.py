@@ -137,7 +137,7 @@ def test_the_table_has_enough_cases():
 @pytest.mark.parametrize(("model", "body", "betas", "markup", "batch", "reported", "expected"), CASES)
 def test_golden(catalog, model, body, betas, markup, batch, reported, expected):
     price = dataclasses.replace(catalog[model], markup_bp=markup)
-    flags = dataclasses.replace(request_flags(body, betas), batch=batch)
+    flags = request_flags(body, betas)._replace(batch=batch)
     usage = Usage()
     usage.update(reported)
     assert cost(price, flags, usage).total_micro == expected

@@ -68,12 +68,17 @@ class Decayed:
 class KeyHistory:
     """What a key's settled requests taught.  Ratios are weighted by size, so a key's tiny requests
     (Claude Code's quota checks and titles) barely move what its big ones taught; output is learned
-    per model, as the small model's short answers say nothing of the main model's."""
+    per model, as the small model's short answers say nothing of the main model's.  The means an
+    estimate reads are worked out when a request is learned, not at each admission."""
 
     tokens_per_byte: Decayed = field(default_factory=Decayed)  # input tokens over body bytes
     read_share: Decayed = field(default_factory=Decayed)  # cache reads over input tokens
     write_share: Decayed = field(default_factory=Decayed)  # cache writes over input tokens
     output_tokens: dict[str, Decayed] = field(default_factory=dict)  # per model id
+    input_per_byte: float = DEFAULT_TOKENS_PER_BYTE  # the means, as of the last request learned
+    read_fraction: float = 0.0
+    write_fraction: float = 1.0
+    outputs: dict[str, float] = field(default_factory=dict)
 
     def learn(self, body_size: int, model_id: str, usage: Usage) -> None:
         total_input = usage.total_input_tokens
@@ -81,11 +86,15 @@ class KeyHistory:
             self.tokens_per_byte.add(total_input, body_size)
             self.read_share.add(usage.cache_read_tokens, total_input)
             self.write_share.add(usage.cache_write_tokens, total_input)
-        self.output_tokens.setdefault(model_id, Decayed()).add(usage.output_tokens, 1)
+            self.input_per_byte = self.tokens_per_byte.mean(DEFAULT_TOKENS_PER_BYTE)
+            self.read_fraction = self.read_share.mean(0.0)
+            self.write_fraction = self.write_share.mean(1.0)
+        output = self.output_tokens.setdefault(model_id, Decayed())
+        output.add(usage.output_tokens, 1)
+        self.outputs[model_id] = output.mean(DEFAULT_OUTPUT_TOKENS)
 
     def typical_output(self, model_id: str) -> float:
-        learned = self.output_tokens.get(model_id)
-        return DEFAULT_OUTPUT_TOKENS if learned is None else learned.mean(DEFAULT_OUTPUT_TOKENS)
+        return self.outputs.get(model_id, DEFAULT_OUTPUT_TOKENS)
 
 
 FRESH = KeyHistory()
@@ -102,11 +111,10 @@ class Estimate(NamedTuple):
 def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens: int, flags: RequestFlags,
                    wants_1h_cache: bool) -> Usage:
     """The usage a request is expected to report, from the key's history."""
-    total_input = min(round(body_size * history.tokens_per_byte.mean(DEFAULT_TOKENS_PER_BYTE)),
-                      context_window(model, flags))
-    read = round(total_input * history.read_share.mean(0.0))
-    write = min(round(total_input * history.write_share.mean(1.0)), total_input - read)
-    output = min(round(history.typical_output(model.id)), max_tokens)
+    total_input = min(round(body_size * history.input_per_byte), context_window(model, flags))
+    read = round(total_input * history.read_fraction)
+    write = min(round(total_input * history.write_fraction), total_input - read)
+    output = min(round(history.outputs.get(model.id, DEFAULT_OUTPUT_TOKENS)), max_tokens)
     if wants_1h_cache:
         return Usage(total_input - read - write, output, read, 0, write)
     return Usage(total_input - read - write, output, read, write, 0)

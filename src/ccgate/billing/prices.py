@@ -66,9 +66,8 @@ class ModelPrice:
         return cls(**{name: row[name] for name in names if name in row}, aliases=tuple(aliases))
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFlags:
-    """What a request asked for that changes its price."""
+class RequestFlags(NamedTuple):
+    """What a request asked for that changes its price (a tuple: hashed in C where rates are cached)."""
 
     fast: bool = False  # "speed": "fast"
     us_only: bool = False  # "inference_geo": "us"

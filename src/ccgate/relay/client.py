@@ -6,6 +6,8 @@ import asyncio
 
 import aiohttp
 
+from ccgate.relay.deadline import Deadlines
+
 UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -15,6 +17,7 @@ class UpstreamClient:
     def __init__(self, *, connect_timeout: float, first_byte_timeout: float, idle_timeout: float) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._first_byte_timeout = first_byte_timeout
+        self._deadlines = Deadlines(resolution=min(first_byte_timeout / 4, 0.5))
         self.idle_timeout = idle_timeout
         # Reads may wait as long as a first byte may; streams enforce the shorter idle limit themselves.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=first_byte_timeout)
@@ -32,7 +35,7 @@ class UpstreamClient:
 
     async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """POST and return once the response headers arrived (bounded by the first-byte timeout)."""
-        async with asyncio.timeout(self._first_byte_timeout):
+        with self._deadlines.within(self._first_byte_timeout):
             return await self._session(base_url).post(base_url + path, data=body, headers=headers)
 
     async def get_status(self, base_url: str, path: str, headers: dict[str, str]) -> int | None:

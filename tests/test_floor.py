@@ -125,7 +125,7 @@ async def test_the_estimator_learns_from_settled_requests():
     rig.upstream.queue("http://upstream-1", answer(payload=message(input_tokens=90_005, output_tokens=10)))
     await run(rig, new_call(record))
     history = rig.pipeline.gate.estimator.history(record.id)
-    assert history.tokens_per_byte.mean(0) == pytest.approx(90_005 / len(BODY))
+    assert history.input_per_byte == pytest.approx(90_005 / len(BODY))
 
 
 # -- 2. the live floor -----------------------------------------------------------------------------

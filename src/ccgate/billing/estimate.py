@@ -50,51 +50,41 @@ def asks_for_1h_cache(body: bytes) -> bool:
 
 
 @dataclass(slots=True)
-class Decayed:
-    """A weighted running average in which each new observation counts 1 - KEEP of the past."""
-
-    total: float = 0.0
-    weight: float = 0.0
-
-    def add(self, value: float, weight: float) -> None:
-        self.total = self.total * KEEP + value
-        self.weight = self.weight * KEEP + weight
-
-    def mean(self, default: float) -> float:
-        return self.total / self.weight if self.weight else default
-
-
-@dataclass(slots=True)
 class KeyHistory:
-    """What a key's settled requests taught.  Ratios are weighted by size, so a key's tiny requests
-    (Claude Code's quota checks and titles) barely move what its big ones taught; output is learned
-    per model, as the small model's short answers say nothing of the main model's.  The means an
-    estimate reads are worked out when a request is learned, not at each admission."""
+    """What a key's settled requests taught: running sums in which each new request counts 1 - KEEP of
+    the past.  Ratios are weighted by size, so a key's tiny requests (Claude Code's quota checks and
+    titles) barely move what its big ones taught; output is learned per model, as the small model's
+    short answers say nothing of the main model's.  The means an estimate reads are worked out when a
+    request is learned, not at each admission."""
 
-    tokens_per_byte: Decayed = field(default_factory=Decayed)  # input tokens over body bytes
-    read_share: Decayed = field(default_factory=Decayed)  # cache reads over input tokens
-    write_share: Decayed = field(default_factory=Decayed)  # cache writes over input tokens
-    output_tokens: dict[str, Decayed] = field(default_factory=dict)  # per model id
+    input_tokens: float = 0.0  # decayed sums: input tokens (cached or not), of which read and written,
+    read_tokens: float = 0.0  # over the body bytes they came in
+    written_tokens: float = 0.0
+    body_bytes: float = 0.0
+    outputs: dict[str, tuple[float, float]] = field(default_factory=dict)  # model id -> (tokens, requests)
     input_per_byte: float = DEFAULT_TOKENS_PER_BYTE  # the means, as of the last request learned
     read_fraction: float = 0.0
     write_fraction: float = 1.0
-    outputs: dict[str, float] = field(default_factory=dict)
+    typical_outputs: dict[str, float] = field(default_factory=dict)
 
     def learn(self, body_size: int, model_id: str, usage: Usage) -> None:
-        total_input = usage.total_input_tokens
+        written = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+        total_input = usage.input_tokens + usage.cache_read_tokens + written
         if body_size > 0 and total_input > 0:
-            self.tokens_per_byte.add(total_input, body_size)
-            self.read_share.add(usage.cache_read_tokens, total_input)
-            self.write_share.add(usage.cache_write_tokens, total_input)
-            self.input_per_byte = self.tokens_per_byte.mean(DEFAULT_TOKENS_PER_BYTE)
-            self.read_fraction = self.read_share.mean(0.0)
-            self.write_fraction = self.write_share.mean(1.0)
-        output = self.output_tokens.setdefault(model_id, Decayed())
-        output.add(usage.output_tokens, 1)
-        self.outputs[model_id] = output.mean(DEFAULT_OUTPUT_TOKENS)
+            self.input_tokens = self.input_tokens * KEEP + total_input
+            self.read_tokens = self.read_tokens * KEEP + usage.cache_read_tokens
+            self.written_tokens = self.written_tokens * KEEP + written
+            self.body_bytes = self.body_bytes * KEEP + body_size
+            self.input_per_byte = self.input_tokens / self.body_bytes
+            self.read_fraction = self.read_tokens / self.input_tokens
+            self.write_fraction = self.written_tokens / self.input_tokens
+        tokens, requests = self.outputs.get(model_id, (0.0, 0.0))
+        tokens, requests = tokens * KEEP + usage.output_tokens, requests * KEEP + 1
+        self.outputs[model_id] = (tokens, requests)
+        self.typical_outputs[model_id] = tokens / requests
 
     def typical_output(self, model_id: str) -> float:
-        return self.outputs.get(model_id, DEFAULT_OUTPUT_TOKENS)
+        return self.typical_outputs.get(model_id, DEFAULT_OUTPUT_TOKENS)
 
 
 FRESH = KeyHistory()
@@ -114,7 +104,7 @@ def expected_usage(history: KeyHistory, body_size: int, model: ModelPrice, max_t
     total_input = min(round(body_size * history.input_per_byte), context_window(model, flags))
     read = round(total_input * history.read_fraction)
     write = min(round(total_input * history.write_fraction), total_input - read)
-    output = min(round(history.outputs.get(model.id, DEFAULT_OUTPUT_TOKENS)), max_tokens)
+    output = min(round(history.typical_outputs.get(model.id, DEFAULT_OUTPUT_TOKENS)), max_tokens)
     if wants_1h_cache:
         return Usage(total_input - read - write, output, read, 0, write)
     return Usage(total_input - read - write, output, read, write, 0)
@@ -124,8 +114,8 @@ def estimate(history: KeyHistory, body_size: int, model: ModelPrice, max_tokens:
              wants_1h_cache: bool) -> Estimate:
     """What to hold for a request (see the module's docstring)."""
     usage = expected_usage(history, body_size, model, max_tokens, flags, wants_1h_cache)
-    return Estimate(usage, cost(model, flags, usage).total_micro,
-                    usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
+    reserve = usage.input_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens + usage.output_tokens
+    return Estimate(usage, cost(model, flags, usage).total_micro, reserve)
 
 
 class UsageEstimator:

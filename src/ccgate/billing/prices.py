@@ -151,13 +151,12 @@ class CostBreakdown(NamedTuple):
 
     @property
     def exact(self) -> int:
-        return (self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
-                + self.web_search + self.web_fetch)
+        return sum(self[:7])
 
     @property
     def total_micro(self) -> int:
         """The debit: the exact sum rounded up once to a micro-dollar."""
-        return -(-self.exact // SCALE)
+        return -(-sum(self[:7]) // SCALE)
 
     def values(self) -> tuple[int, ...]:
         """The components in COMPONENTS' order."""

@@ -72,14 +72,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     limits = http_limits_from_env()
     sweep: DeadlineSweep | None = None  # one per process (per event loop)
+    expires_at: float | None = None  # when the head or body now awaited is late (loop time)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
         self._reading_head = True
-        self.expires_at: float | None = None
-        self._late = HEAD_LATE
-        self._arm(self.limits.head_timeout, HEAD_LATE)
+        self.expires_at, self._late = self.loop.time() + self.limits.head_timeout, HEAD_LATE
         sweep = LimitedHttpToolsProtocol.sweep
         if sweep is None or sweep.loop is not self.loop:
             interval = min(SWEEP_EVERY * min(self.limits.head_timeout, self.limits.body_timeout), 1.0)
@@ -104,20 +103,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         if self.expires_at is None:
-            self._arm(self.limits.head_timeout, HEAD_LATE)
+            self.expires_at, self._late = self.loop.time() + self.limits.head_timeout, HEAD_LATE
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         super().on_headers_complete()
-        self._arm(self.limits.body_timeout, BODY_LATE)
+        self.expires_at, self._late = self.loop.time() + self.limits.body_timeout, BODY_LATE
 
     def on_message_complete(self) -> None:
         self.expires_at = None
         super().on_message_complete()
-
-    def _arm(self, seconds: float, late: str) -> None:
-        self.expires_at = self.loop.time() + seconds
-        self._late = late
 
     def expire(self) -> None:
         """The deadline passed: 408 if no response has started, else just close."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamAttempt:
+class UpstreamAttempt(NamedTuple):
     """One try at an upstream account; `cause` is None when it answered (any non-retried status)."""
 
     account: str

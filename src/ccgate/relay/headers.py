@@ -23,16 +23,11 @@ FORWARDED_NAMES = frozenset({b"content-type", b"accept", b"user-agent", b"x-app"
 FORWARDED_PREFIXES = (b"anthropic-", b"x-stainless-", b"x-claude-code-")
 
 
-def is_forwarded(name: bytes) -> bool:
-    """Whether a (lower-case) client header name may travel upstream."""
-    return name in FORWARDED_NAMES or name.startswith(FORWARDED_PREFIXES)
-
-
 def upstream_headers(client_headers: list[tuple[bytes, bytes]], api_key: str) -> dict[str, str]:
     """The allowed client headers, with the account's key in place of the client's own."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in client_headers:
-        if not is_forwarded(raw_name):
+        if raw_name not in FORWARDED_NAMES and not raw_name.startswith(FORWARDED_PREFIXES):
             continue
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         # A repeated header (one `anthropic-beta` per beta) travels as one comma list.

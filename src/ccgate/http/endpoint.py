@@ -3,12 +3,11 @@ answered in that dialect (and recorded, for a billed route)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccgate.billing.prices import ModelPrice
 from ccgate.dialects.dialect import Dialect
@@ -39,30 +38,43 @@ def failed(gateway: Services, call: Call, error: GatewayError, recorded: bool) -
 
 
 def endpoint(dialect: Callable[[], Dialect], *, recorded: bool = False,
-             route: str = "") -> Callable[[Handler], Callable[..., object]]:
+             route: str = "") -> Callable[[Handler], Endpoint]:
     """Wrap a handler: it gets the services and a fresh Call; a GatewayError (or a request the dialect
     cannot translate) becomes the dialect's error response, recorded in the usage ledger when the
     route is a billed one.  A named `route` is observed (metrics, access log, trace) when it ends:
     here, or, for a stream, when the relay is over."""
 
-    def wrap(handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
-        @functools.wraps(handler)
-        async def handle(request: Request) -> ASGIApp:
-            gateway = services(request)
-            call = Call(dialect(), route=route)
-            try:
-                response = await handler(request, gateway, call)
-            except TranslationError as error:
-                response = failed(gateway, call, GatewayError(400, error.message), recorded)
-            except GatewayError as error:
-                response = failed(gateway, call, error, recorded)
-            if route and not isinstance(response, StreamRelay):
-                gateway.pipeline.finished(call)
-            return response
-
-        return handle
+    def wrap(handler: Handler) -> Endpoint:
+        return Endpoint(handler, dialect, recorded, route)
 
     return wrap
+
+
+class Endpoint:
+    """An API route as a plain ASGI app: Starlette runs it as it is, without the request/response
+    wrappers it puts around a function (a few calls a request, on every API request)."""
+
+    def __init__(self, handler: Handler, dialect: Callable[[], Dialect], recorded: bool, route: str) -> None:
+        self.handler, self.dialect, self.recorded, self.route = handler, dialect, recorded, route
+        self.__name__ = handler.__name__  # the route's name, for Starlette
+        self.__doc__ = handler.__doc__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> ASGIApp:
+        gateway = services(request)
+        call = Call(self.dialect(), route=self.route)
+        try:
+            response = await self.handler(request, gateway, call)
+        except TranslationError as error:
+            response = failed(gateway, call, GatewayError(400, error.message), self.recorded)
+        except GatewayError as error:
+            response = failed(gateway, call, error, self.recorded)
+        if self.route and not isinstance(response, StreamRelay):
+            gateway.pipeline.finished(call)
+        return response
 
 
 def resolve_model(gateway: Services, name: str) -> ModelPrice:

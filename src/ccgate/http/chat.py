@@ -20,7 +20,8 @@ from ccgate.route.sessions import claude_code_session, session_key
 
 @endpoint(OpenAIDialect, recorded=True, route="chat_completions")
 async def chat_completions(request: Request, gateway: Services, call: Call) -> ASGIApp:
-    key = call.key = gateway.authenticate(request.headers)
+    headers = request.headers
+    key = call.key = gateway.authenticate(headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
     data = parse_body(body)
     if not isinstance(data.get("model"), str):
@@ -35,9 +36,9 @@ async def chat_completions(request: Request, gateway: Services, call: Call) -> A
     call.max_tokens = translated["max_tokens"]
     upstream_body = orjson.dumps(translated)
     call.body_size = len(upstream_body)
-    call.flags = request_flags(translated, request.headers.getlist("anthropic-beta"))
+    call.flags = request_flags(translated, headers.getlist("anthropic-beta"))
     call.wants_1h_cache = asks_for_1h_cache(upstream_body)
-    call.session_id = claude_code_session(request.headers)
+    call.session_id = claude_code_session(headers)
     call.session = session_key(key.id, translated, call.session_id)
-    gateway.cache.ask(call, translated, request.headers)
-    return await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
+    gateway.cache.ask(call, translated, headers)
+    return await gateway.pipeline.run(call, "/v1/messages", upstream_body, headers.raw)

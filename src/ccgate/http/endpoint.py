@@ -60,10 +60,7 @@ class Endpoint:
         self.__doc__ = handler.__doc__
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handle(Request(scope, receive, send))
-        await response(scope, receive, send)
-
-    async def handle(self, request: Request) -> ASGIApp:
+        request = Request(scope, receive, send)
         gateway = services(request)
         call = Call(self.dialect(), route=self.route)
         try:
@@ -74,7 +71,7 @@ class Endpoint:
             response = failed(gateway, call, error, self.recorded)
         if self.route and not isinstance(response, StreamRelay):
             gateway.pipeline.finished(call)
-        return response
+        await response(scope, receive, send)
 
 
 def resolve_model(gateway: Services, name: str) -> ModelPrice:

@@ -23,19 +23,20 @@ def upstream_path(request: Request, path: str) -> str:
 
 @endpoint(AnthropicDialect, recorded=True, route="messages")
 async def create_message(request: Request, gateway: Services, call: Call) -> ASGIApp:
-    key = call.key = gateway.authenticate(request.headers)
+    headers = request.headers
+    key = call.key = gateway.authenticate(headers)
     body = await read_body(request, gateway.settings.max_body_bytes)
     data = check_messages_request(parse_body(body))
     call.model = resolve_model(gateway, data["model"])
     call.stream = data.get("stream", False)
     call.max_tokens = data["max_tokens"]
     call.body_size = len(body)
-    call.flags = request_flags(data, request.headers.getlist("anthropic-beta"))
+    call.flags = request_flags(data, headers.getlist("anthropic-beta"))
     call.wants_1h_cache = asks_for_1h_cache(body)
-    call.session_id = claude_code_session(request.headers)
+    call.session_id = claude_code_session(headers)
     call.session = session_key(key.id, data, call.session_id)
-    gateway.cache.ask(call, data, request.headers)
-    return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, request.headers.raw)
+    gateway.cache.ask(call, data, headers)
+    return await gateway.pipeline.run(call, upstream_path(request, "/v1/messages"), body, headers.raw)
 
 
 @endpoint(AnthropicDialect, route="count_tokens")

@@ -53,7 +53,8 @@ def _numbered_items(data: Json, response_id: str) -> list[Json]:
 
 @endpoint(ResponsesDialect, recorded=True, route="responses")
 async def create_response(request: Request, gateway: Services, call: Call) -> ASGIApp:
-    key = call.key = gateway.authenticate(request.headers)
+    headers = request.headers
+    key = call.key = gateway.authenticate(headers)
     data = parse_body(await read_body(request, gateway.settings.max_body_bytes))
     if not isinstance(data.get("model"), str):
         raise invalid("model: Field required" if "model" not in data else "model: Input should be a valid string")
@@ -72,10 +73,10 @@ async def create_response(request: Request, gateway: Services, call: Call) -> AS
     call.max_tokens = translated["max_tokens"]
     upstream_body = orjson.dumps(translated)
     call.body_size = len(upstream_body)
-    call.session_id = claude_code_session(request.headers)
+    call.session_id = claude_code_session(headers)
     call.session = session_key(key.id, translated, call.session_id)
-    gateway.cache.ask(call, translated, request.headers)
-    response = await gateway.pipeline.run(call, "/v1/messages", upstream_body, request.headers.raw)
+    gateway.cache.ask(call, translated, headers)
+    response = await gateway.pipeline.run(call, "/v1/messages", upstream_body, headers.raw)
     if not call.stream:  # stored before the client can ask for it
         await gateway.responses.written(response_id)
     return response

@@ -167,7 +167,8 @@ def flush() -> None:
         if record.cache is not None:
             _count(counts, CACHE, record.cache.lower())
         for attempt in record.attempts:
-            _count(counts, ATTEMPTS, attempt.account)
+            attempted = (ATTEMPTS, attempt.account)  # _count, inline: every record has an attempt
+            counts[attempted] = counts.get(attempted, 0) + 1
             if attempt.cause is not None:
                 _count(counts, FAILURES, attempt.account, attempt.cause)
         if _user_labels and record.user_id is not None:

@@ -26,8 +26,10 @@ class UpstreamClient:
         session = self._sessions.get(base_url)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+            # No cookie jar: the upstream's cookies are nobody's to send back, least of all another
+            # tenant's request (and filtering a jar costs a few calls a request).
             session = aiohttp.ClientSession(
-                base_url=None, connector=connector, timeout=self._timeout,
+                base_url=None, connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent",), auto_decompress=True,
             )
             self._sessions[base_url] = session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,15 +27,12 @@ def a_record() -> RequestRecord:
 def one_request(tracing: Tracing) -> dict[str, str]:
     """The spans a request makes, in the order the pipeline would make them; the upstream headers."""
     span = tracing.start_request("messages", "claude-m1", stream=True, max_tokens=1024, request_id="req_9")
-    with tracing.child(span, "admission"):
-        pass
-    with tracing.child(span, "routing"):
-        pass
+    asyncio.run(tracing.step(span, "admission", asyncio.sleep(0)))
+    assert tracing.call(span, "routing", max, 1, 2) == 2
     upstream = tracing.start_upstream(span, "acct-a", "claude-m1")
     headers = tracing.traceparent(upstream)
     tracing.end_upstream(upstream, 200, response_model="claude-m1-20250101")
-    with tracing.child(span, "settlement"):
-        pass
+    asyncio.run(tracing.step(span, "settlement", asyncio.sleep(0)))
     tracing.end_request(span, a_record(), response_model="claude-m1-20250101")
     return headers
 
@@ -75,7 +73,9 @@ def test_a_request_the_sampler_leaves_out_makes_no_span_but_still_carries_its_co
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing = Tracing(provider)
     span = tracing.start_request("messages", "m")
-    assert tracing.child(span, "admission") is tracing.child(None, "admission")  # the shared no-op
+    work = asyncio.sleep(0)
+    assert tracing.step(span, "admission", work) is work  # nothing added around an unsampled step
+    asyncio.run(work)
     headers = one_request(tracing)
     assert exporter.get_finished_spans() == ()
     assert int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0  # upstream learns the trace, not sampled

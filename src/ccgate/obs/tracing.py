@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from ccgate.obs.record import RequestRecord
+
+T = TypeVar("T")
 
 PROVIDER = "anthropic"
 OPERATIONS = {"messages": "chat", "chat_completions": "chat", "count_tokens": "count_tokens"}
@@ -48,7 +50,6 @@ def provider_from_env(service_name: str = "ccgate") -> Any:
     return provider
 
 
-_NOTHING = contextlib.nullcontext()
 
 
 class Tracing:
@@ -93,12 +94,24 @@ class Tracing:
         finally:
             span.end()
 
-    def child(self, parent: Any, name: str) -> contextlib.AbstractContextManager[Any]:
-        """A child span of the request for a step done in one block (admission, routing, settlement);
-        none for a request the sampler left out."""
+    def step(self, parent: Any, name: str, work: Awaitable[T]) -> Awaitable[T]:
+        """`work` inside a child span of the request, for a step that is one await (admission,
+        settlement); `work` itself, adding nothing, for a request that is not traced or not sampled."""
         if parent is None or not parent.is_recording():
-            return _NOTHING
-        return self._child(parent, f"ccgate.{name}")
+            return work
+        return self._traced(parent, f"ccgate.{name}", work)
+
+    async def _traced(self, parent: Any, name: str, work: Awaitable[T]) -> T:
+        with self._child(parent, name):
+            return await work
+
+    def call(self, parent: Any, name: str, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` inside a child span of the request (routing); a plain call when the
+        request is not traced or not sampled."""
+        if parent is None or not parent.is_recording():
+            return function(*args)
+        with self._child(parent, f"ccgate.{name}"):
+            return function(*args)
 
     def start_upstream(self, parent: Any, account: str, model: str) -> Any:
         """The span of one upstream call (a CLIENT span, ended by `end_upstream`); None when disabled.

@@ -52,10 +52,9 @@ class Pipeline:
         try:
             if not self.database_up():
                 raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)
-            with self.tracing.child(call.trail.span, "admission"):
-                ticket = await self.gate.admit(call.key, call.model, body_size=call.body_size,
-                                               max_tokens=call.max_tokens, flags=call.flags,
-                                               wants_1h_cache=call.wants_1h_cache)
+            ticket = await self.tracing.step(call.trail.span, "admission", self.gate.admit(
+                call.key, call.model, body_size=call.body_size, max_tokens=call.max_tokens, flags=call.flags,
+                wants_1h_cache=call.wants_1h_cache))
             if log.isEnabledFor(logging.DEBUG):  # the admission figures, for comparing holds with debits
                 log.debug("admitted %s: body %d bytes, max_tokens %d, hold %s micro-USD, reserve %d tokens",
                           call.request_id, call.body_size, call.max_tokens, ticket.limits.hold_micro,
@@ -134,8 +133,8 @@ class Pipeline:
         row = call.usage_row()
         budget_use = Usage() if call.cache_hit else call.usage  # a hit spends no tokens of the budget
         try:
-            with self.tracing.child(call.trail.span, "settlement"):
-                await self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid)
+            await self.tracing.step(call.trail.span, "settlement",
+                                    self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid))
         finally:
             call.cost_micro = row.cost_micro
         if call.account is not None and not call.cache_hit:

@@ -131,8 +131,7 @@ class Forwarder:
         tried: set[int] = set()
         failures: list[Failure] = []
         for _ in range(self.attempts):
-            with tracing.child(trail.span, "routing"):
-                choice = router.pick(target.model_id, target.aliases, tried, stuck)
+            choice = tracing.call(trail.span, "routing", router.pick, target.model_id, target.aliases, tried, stuck)
             if choice is None:
                 break
             account = choice.account

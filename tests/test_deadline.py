@@ -10,20 +10,30 @@ import pytest
 from ccgate.relay.deadline import Deadlines
 
 
+async def bounded(deadlines: Deadlines, seconds: float, sleep: float) -> None:
+    """A wait as the upstream client bounds one."""
+    task = deadlines.start(seconds)
+    try:
+        await asyncio.sleep(sleep)
+    except asyncio.CancelledError:
+        deadlines.expired(task)
+        raise
+    finally:
+        deadlines.stop(task)
+
+
 async def test_a_wait_past_its_deadline_raises_timeout_error_within_the_resolution() -> None:
     deadlines = Deadlines(resolution=0.05)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        with deadlines.within(0.1):
-            await asyncio.sleep(5)
+        await bounded(deadlines, 0.1, 5)
     assert 0.1 <= time.monotonic() - started < 0.5
     await asyncio.sleep(0.01)  # and the task is not cancelled again afterwards
 
 
 async def test_a_wait_in_time_is_left_alone_and_not_cancelled_later() -> None:
     deadlines = Deadlines(resolution=0.02)
-    with deadlines.within(0.05):
-        await asyncio.sleep(0.01)
+    await bounded(deadlines, 0.05, 0.01)
     await asyncio.sleep(0.1)  # past the deadline: a late cancellation would raise here
     assert not deadlines._due
 
@@ -31,11 +41,7 @@ async def test_a_wait_in_time_is_left_alone_and_not_cancelled_later() -> None:
 async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     deadlines = Deadlines(resolution=0.02)
 
-    async def wait() -> None:
-        with deadlines.within(10):
-            await asyncio.sleep(5)
-
-    task = asyncio.create_task(wait())
+    task = asyncio.create_task(bounded(deadlines, 10, 5))
     await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -47,8 +53,7 @@ async def test_many_waits_share_one_sweep_and_each_gets_its_own_deadline() -> No
 
     async def wait(limit: float, sleep: float) -> str:
         try:
-            with deadlines.within(limit):
-                await asyncio.sleep(sleep)
+            await bounded(deadlines, limit, sleep)
         except TimeoutError:
             return "late"
         return "in time"

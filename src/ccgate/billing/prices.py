@@ -8,7 +8,7 @@ when a slot does not apply), so no division happens until the total is rounded u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -78,12 +78,15 @@ class RequestFlags(NamedTuple):
 NO_FLAGS = RequestFlags()
 
 
-def request_flags(body: dict[str, Any], beta_headers: Iterable[str] = ()) -> RequestFlags:
+def request_flags(body: dict[str, Any], beta_headers: Sequence[str] = ()) -> RequestFlags:
     """The price flags of an Anthropic request body and its `anthropic-beta` header values (the header
     may be repeated and each value is a comma-separated list)."""
-    betas = {beta.strip() for header in beta_headers for beta in header.split(",")}
-    return RequestFlags(fast=body.get("speed") == "fast", us_only=body.get("inference_geo") == "us",
-                        long_context_beta=LONG_CONTEXT_BETA in betas)
+    fast, us_only = body.get("speed") == "fast", body.get("inference_geo") == "us"
+    long_context_beta = bool(beta_headers) and LONG_CONTEXT_BETA in {
+        beta.strip() for header in beta_headers for beta in header.split(",")}
+    if not (fast or us_only or long_context_beta):
+        return NO_FLAGS  # most requests: one shared value, nothing built
+    return RequestFlags(fast=fast, us_only=us_only, long_context_beta=long_context_beta)
 
 
 @dataclass(slots=True)
@@ -247,7 +250,7 @@ def cost(price: ModelPrice, flags: RequestFlags, usage: Usage, *, long_context: 
     """Every component at its price times the multipliers that apply (all in exact integers).  Whether
     the long-context tier applies is decided from `usage` unless given (pricing a sum of requests)."""
     if long_context is None:
-        long_context = is_long_context(price, flags, usage)
+        long_context = price.long_context_threshold is not None and is_long_context(price, flags, usage)
     return rates(price, flags, long_context).of(usage)
 
 

@@ -44,6 +44,7 @@ class Observer:
     def finished(self, record: RequestRecord, span: Any = None, response_model: str | None = None) -> None:
         """A request is over (answered, refused or failed): count it, log it, end its trace span."""
         metrics.observe_request(record)
-        self.access_log.write(record)
+        if self.access_log.enabled:
+            self.access_log.write(record)
         if span is not None:
             self.tracing.end_request(span, record, response_model)

@@ -80,14 +80,16 @@ class Pipeline:
             assert attempt.body is not None
             message = orjson.loads(attempt.body)
             call.usage.update(message.get("usage") or {})
-            await self._settle_or_fail(call, ticket)
-            await self.cache.remember(call, message)
+            await self.settle(call, ticket)
+            if call.cache_key is not None:
+                await self.cache.remember(call, message)
             return Response(call.dialect.answer(attempt.body, message), 200,
                             headers=call.id_headers() | ticket.headers(), media_type=JSON)
         finally:
             if not streaming:
                 ticket.release()
-                self.cache.end_lead(call)
+                if call.cache_lead:
+                    self.cache.end_lead(call)
                 await self.state.caught_up()
 
     async def passthrough(self, call: Call, path: str, body: bytes,
@@ -111,7 +113,7 @@ class Pipeline:
     async def _serve_hit(self, call: Call, ticket: Ticket, raw: bytes, ttl_left: float) -> Response:
         """The stored answer in the caller's dialect, billed at the hit price and recorded as a hit."""
         message = self.cache.take_hit(call, raw)
-        await self._settle_or_fail(call, ticket)
+        await self.settle(call, ticket)
         headers = call.id_headers() | ticket.headers() | hit_headers(message, ttl_left)
         return Response(replay(call, message), 200, headers=headers,
                         media_type="text/event-stream" if call.stream else JSON)
@@ -127,31 +129,28 @@ class Pipeline:
     # -- settlement ------------------------------------------------------------------------------
 
     async def settle(self, call: Call, ticket: Ticket) -> None:
-        """Commit the request's usage row and debit, then release its ticket; raises on failure.  A
-        request that reached the upstream teaches the estimator what the key's requests use."""
+        """Commit the request's usage row and debit, then release its ticket; a failure raises the 503 that
+        withholds the answer.  A request that reached the upstream teaches the estimator what the key's
+        requests use."""
         assert call.key is not None and call.model is not None
         row = call.usage_row()
         budget_use = Usage() if call.cache_hit else call.usage  # a hit spends no tokens of the budget
         try:
             await self.tracing.step(call.trail.span, "settlement",
                                     self.settler.settle(row, budget_use, ticket, prepaid=call.key.prepaid))
+        except Exception as exc:
+            raise GatewayError(503, "usage could not be recorded; the answer is withheld and not billed") from exc
         finally:
             call.cost_micro = row.cost_micro
         if call.account is not None and not call.cache_hit:
             self.gate.estimator.observe(call.key.id, call.body_size, call.model.id, call.usage)
 
-    async def _settle_or_fail(self, call: Call, ticket: Ticket) -> None:
-        try:
-            await self.settle(call, ticket)
-        except Exception as exc:
-            raise GatewayError(503, "usage could not be recorded; the answer is withheld and not billed") from exc
-
     async def settle_quietly(self, call: Call, ticket: Ticket) -> bool:
         try:
             await self.settle(call, ticket)
             return True
-        except Exception as exc:
-            log.error("settling %s failed: %s", call.request_id, exc)
+        except GatewayError as failure:
+            log.error("settling %s failed: %s", call.request_id, failure.__cause__)
             return False
 
     def finished(self, call: Call) -> None:

@@ -37,8 +37,14 @@ class UpstreamClient:
 
     async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """POST and return once the response headers arrived (bounded by the first-byte timeout)."""
-        with self._deadlines.within(self._first_byte_timeout):
+        task = self._deadlines.start(self._first_byte_timeout)
+        try:
             return await self._session(base_url).post(base_url + path, data=body, headers=headers)
+        except asyncio.CancelledError:
+            self._deadlines.expired(task)
+            raise
+        finally:
+            self._deadlines.stop(task)
 
     async def get_status(self, base_url: str, path: str, headers: dict[str, str]) -> int | None:
         """The status of a GET (a credential probe), or None when upstream could not be reached."""

@@ -5,7 +5,7 @@
 - a cap on the request head (request line and headers): over `max_head_bytes` the client gets
   431 and the connection closes, so a 64 MB header never sits in memory;
 - a deadline for the head: a client that has not sent a complete head `head_timeout` seconds
-  after connecting (or after its request began) gets 408 and is closed;
+  after connecting (or after the first bytes of a later request on the connection) gets 408 and is closed;
 - a deadline for the body: a body not complete `body_timeout` seconds after its head (a slow
   client, or a Content-Length longer than the body) gets 408 if no response has started, and the
   connection closes either way.
@@ -77,7 +77,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
-        self._reading_head = True
+        self._in_body = False
         self.expires_at, self._late = self.loop.time() + self.limits.head_timeout, HEAD_LATE
         sweep = LimitedHttpToolsProtocol.sweep
         if sweep is None or sweep.loop is not self.loop:
@@ -92,27 +92,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_head:
-            self._head_bytes += len(data)
+        """Feed uvicorn's parser, then tell from what it made which part of a request these bytes were:
+        a head that completed (a new cycle), more of a body, or part of a head not complete yet.  (Read
+        here, once a chunk, rather than in the parser's four callbacks, once each a request.)"""
+        previous = self.cycle
         super().data_received(data)
-        if self._reading_head and self._head_bytes > self.limits.max_head_bytes and not self.transport.is_closing():
-            self._refuse(431, f"The request head is larger than {self.limits.max_head_bytes} bytes.")
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._reading_head = True
-        self._head_bytes = 0
-        if self.expires_at is None:
-            self.expires_at, self._late = self.loop.time() + self.limits.head_timeout, HEAD_LATE
-
-    def on_headers_complete(self) -> None:
-        self._reading_head = False
-        super().on_headers_complete()
-        self.expires_at, self._late = self.loop.time() + self.limits.body_timeout, BODY_LATE
-
-    def on_message_complete(self) -> None:
-        self.expires_at = None
-        super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not previous:  # a head completed: its body, if any, is due within body_timeout
+            self._head_bytes = 0
+            self._in_body = cycle is not None and cycle.more_body
+            self.expires_at = self.loop.time() + self.limits.body_timeout if self._in_body else None
+            self._late = BODY_LATE
+        elif self._in_body:
+            if cycle is None or not cycle.more_body:
+                self._in_body, self.expires_at = False, None
+        else:  # part of a head
+            self._head_bytes += len(data)
+            if self.expires_at is None:
+                self.expires_at, self._late = self.loop.time() + self.limits.head_timeout, HEAD_LATE
+            if self._head_bytes > self.limits.max_head_bytes and not self.transport.is_closing():
+                self._refuse(431, f"The request head is larger than {self.limits.max_head_bytes} bytes.")
 
     def expire(self) -> None:
         """The deadline passed: 408 if no response has started, else just close."""

@@ -59,7 +59,7 @@ from ccgate.store.rows import UsageRow
 log = logging.getLogger("ccgate")
 
 STATUS_REFRESH = 5.0  # seconds between reports of load alone; also keeps a live process counted
-LOAD_FIELDS = ("in_flight", "requests_last_minute")
+LOAD_FIELDS = ("in_flight", "requests_last_minute", "ratelimit")  # remaining moves with every answer
 
 
 def steady(health: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:

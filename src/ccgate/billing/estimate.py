@@ -138,4 +138,4 @@ class UsageEstimator:
 
     def estimate(self, key_id: str, body_size: int, model: ModelPrice, max_tokens: int, flags: RequestFlags,
                  wants_1h_cache: bool) -> Estimate:
-        return estimate(self.history(key_id), body_size, model, max_tokens, flags, wants_1h_cache)
+        return estimate(self._histories.get(key_id, FRESH), body_size, model, max_tokens, flags, wants_1h_cache)

@@ -44,29 +44,24 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _check_type(data: dict[str, Any], field: str, expected: type | tuple[type, ...], required: bool) -> None:
-    """Pydantic-style `loc: message` errors, as Anthropic words its validation failures."""
-    if field not in data:
-        if required:
-            raise TranslationError(f"{field}: Field required", field)
-        return
-    value = data[field]
-    kinds = expected if isinstance(expected, tuple) else (expected,)
-    ok = bool in kinds if isinstance(value, bool) else isinstance(value, kinds)
-    if not ok:
-        wanted = " or ".join(_TYPE_NAMES.get(kind, "a valid integer") for kind in kinds)
-        raise TranslationError(f"{field}: Input should be {wanted}", field)
+# The fields the gateway relies on: (name, accepted types, required); counting requests skip the last two.
+_FIELDS: tuple[tuple[str, tuple[type, ...], bool], ...] = (
+    ("model", (str,), True), ("messages", (list,), True), ("system", (str, list), False),
+    ("metadata", (dict,), False), ("max_tokens", (int,), True), ("stream", (bool,), False))
 
 
 def check_messages_request(data: dict[str, Any], *, counting: bool = False) -> dict[str, Any]:
-    """Check the fields the gateway relies on; everything else is the upstream's to judge."""
-    _check_type(data, "model", str, True)
-    _check_type(data, "messages", list, True)
-    _check_type(data, "system", (str, list), False)
-    _check_type(data, "metadata", dict, False)
-    if not counting:
-        _check_type(data, "max_tokens", int, True)
-        _check_type(data, "stream", bool, False)
-        if data["max_tokens"] < 0:
-            raise TranslationError("max_tokens: Input should be greater than or equal to 0", "max_tokens")
+    """Check the fields the gateway relies on; everything else is the upstream's to judge.  Errors are
+    Pydantic-style `loc: message`, as Anthropic words its validation failures."""
+    for field, kinds, required in _FIELDS[:4] if counting else _FIELDS:
+        if field not in data:
+            if required:
+                raise TranslationError(f"{field}: Field required", field)
+            continue
+        value = data[field]
+        if not (bool in kinds if isinstance(value, bool) else isinstance(value, kinds)):
+            wanted = " or ".join(_TYPE_NAMES.get(kind, "a valid integer") for kind in kinds)
+            raise TranslationError(f"{field}: Input should be {wanted}", field)
+    if not counting and data["max_tokens"] < 0:
+        raise TranslationError("max_tokens: Input should be greater than or equal to 0", "max_tokens")
     return data

@@ -31,7 +31,7 @@ from ccgate.crypto import SecretBox
 from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
-from ccgate.gate.keys import KeyDirectory, KeyRecord
+from ccgate.gate.keys import KeyDirectory
 from ccgate.http.freshness import CatchUp
 from ccgate.http.routes import routes
 from ccgate.obs import metrics
@@ -111,6 +111,7 @@ class Gateway:
             overdraft_micro=settings.default_overdraft_micro,
         ), UsageEstimator())  # one per process: what each key's settled requests taught
         self.auth = Authenticator(self.box.hash_key)
+        self.authenticate = self.auth.authenticate  # the handlers' key check, without a wrapper call
         self.catalog = Catalog([])
         self.upstream = UpstreamClient(
             connect_timeout=settings.connect_timeout, first_byte_timeout=settings.first_byte_timeout,
@@ -282,9 +283,6 @@ class Gateway:
         metrics.DATABASE_UP.set(1 if up else 0)
 
     # -- what handlers call (http.services.Services) --------------------------------------------
-
-    def authenticate(self, headers: Mapping[str, str]) -> KeyRecord:
-        return self.auth.authenticate(headers)
 
     async def usage_row(self, request_id: str) -> UsageRow | None:
         async with self.engine.connect() as conn:

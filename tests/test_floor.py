@@ -446,6 +446,47 @@ async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact
         server.stop()
 
 
+async def test_a_request_admitted_during_the_outage_counts_in_redis_once_it_returns(tmp_path):
+    """The known gap of the 200-request mixed load: Redis, which never saw the holds of requests the
+    fallback admitted, admitted next to them on the whole balance once it answered again."""
+    server = started_redis(tmp_path)
+    database = {1: 100_000}
+
+    async def reload() -> None:
+        await state.set_balances(dict(database), 0)
+
+    state = ResilientState(RedisState(server.url, prefix="adopt:", timeout=0.3), MemoryState(), reload)
+    assert server.process is not None
+
+    def claim(hold: int) -> Limits:
+        return Limits(key_id="k", user_id=1, rpm=None, concurrency=None, token_budget=None, window_seconds=3600,
+                      reserve_tokens=0, hold_micro=hold, overdraft_micro=0)
+
+    try:
+        await state.set_balances(dict(database))
+        server.process.send_signal(signal.SIGSTOP)
+        running = await state.admit(claim(60_000))  # on the fallback: a long stream, still running
+        assert running.admitted and state.degraded
+        server.process.send_signal(signal.SIGCONT)
+        for _ in range(100):
+            if not state.degraded:
+                break
+            await asyncio.sleep(0.05)
+        assert not state.degraded
+        assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "Redis adopted the hold"
+        assert not (await state.admit(claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
+        Ticket(state, claim(60_000), running).on_commit(Usage(), 30_000)()  # it ends, costing 30,000
+        database[1] -= 30_000
+        await state.shared.flush()
+        standing = await state.shared.standing("k", 1, 3600)
+        assert standing.held_micro == 0 and standing.balance_micro == 70_000, "Redis debited it too"
+        assert (await state.admit(claim(50_000))).admitted
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        await state.close()
+        server.stop()
+
+
 # -- 7. corrections respect the floor -------------------------------------------------------------------
 
 async def test_processes_without_redis_each_spend_only_their_share_and_together_keep_the_floor():

@@ -273,6 +273,25 @@ RELEASE = """
 give_back(ARGV[1])
 """
 
+ADOPT = """
+-- Count a request admitted while Redis was away: its slot, reservation and hold, with no check (it
+-- runs already).  ARGV: lease id, hold ('' when postpaid), tokens reserved, lease ttl ms.
+local lease, hold, reserve, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local function claim(claims, amounts, amount)
+  redis.call('ZADD', claims, now + ttl, lease)
+  if amount > 0 then
+    redis.call('HSET', amounts, lease, amount)
+  end
+  keep(claims, ttl)
+  keep(amounts, ttl)
+end
+claim(leases, reserved, reserve)
+if hold then
+  claim(holds, held, hold)
+end
+"""
+
 STANDING = """
 -- A key's and its user's standing.  ARGV: window seconds.
 -- Returns {tokens used, ms until the oldest bucket leaves or nil, requests in the last minute,
@@ -412,9 +431,9 @@ class RedisState:
                                      socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self._ttl_ms = round(lease_ttl * 1000)
-        self._admit, self._settle, self._release, self._standing, self._extend = (
+        self._admit, self._settle, self._release, self._standing, self._extend, self._adopt = (
             self._redis.register_script(LIBRARY + REQUEST_KEYS + GIVE_BACK + body)
-            for body in (ADMIT, SETTLE, RELEASE, STANDING, EXTEND))
+            for body in (ADMIT, SETTLE, RELEASE, STANDING, EXTEND, ADOPT))
         self._renew = self._redis.register_script(LIBRARY + RENEW)
         self._initialize = self._redis.register_script(INITIALIZE)
         self._credit = self._redis.register_script(CREDIT)
@@ -439,6 +458,16 @@ class RedisState:
         if decision.admitted:
             self._mine[lease_id] = limits.key_id
         return decision
+
+    async def adopt(self, limits: Limits) -> str:
+        """Take over a request another side admitted (this process's fallback, while Redis was away):
+        Redis counts its slot, reservation and hold from now on, under a lease of its own."""
+        lease_id = f"{limits.user_id}.{secrets.token_hex(8)}"
+        hold = "" if limits.hold_micro is None else limits.hold_micro
+        await self._batches.run(self._adopt, self._keys(limits.user_id, limits.key_id),
+                                [lease_id, hold, limits.reserve_tokens, self._ttl_ms])
+        self._mine[lease_id] = limits.key_id
+        return lease_id
 
     def settle(self, settlement: Settlement, *, release: bool = True) -> None:
         """Schedule a committed request's real use (its cost off the balance, its tokens into the

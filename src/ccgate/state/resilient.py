@@ -21,8 +21,9 @@ SHARED, LOCAL = "r:", "m:"
 class ResilientState:
     """Admits through Redis while it answers.  When it does not, the process serves on its own
     per-process limits (degraded: logged, and the `ccgate_state_degraded` gauge is 1), probes Redis
-    every second, and converges back once it answers: new admissions go to Redis again, and leases
-    taken meanwhile are returned to whichever side issued them (their ids say which)."""
+    every second, and converges back once it answers: new admissions go to Redis again, leases taken
+    meanwhile are returned to whichever side issued them (their ids say which), and those still
+    running are first adopted by Redis, so that what they hold counts there until they end."""
 
     def __init__(self, shared: RedisState, local: MemoryState,
                  on_recovery: Callable[[], Awaitable[None]]) -> None:
@@ -32,6 +33,8 @@ class ResilientState:
         self.degraded = False
         self._recovering = False  # set_balances overwrites Redis's balances: they missed the outage's debits
         self._probe: asyncio.Task[None] | None = None
+        self._fallback: dict[str, Limits] = {}  # local lease -> what it claims, for the requests admitted
+        self._adopted: dict[str, str] = {}  # while degraded; local lease -> Redis's lease once adopted
         metrics.REDIS_UP.set(1)
 
     def _degrade(self, error: Exception) -> None:
@@ -52,6 +55,7 @@ class ResilientState:
             self._recovering = True
             try:
                 await self._on_recovery()
+                await self._adopt_running()
             except Exception as error:  # recovery is retried at the next probe
                 log.error("Redis answers again, but balances could not be reloaded: %s", error)
                 continue
@@ -62,6 +66,13 @@ class ResilientState:
             metrics.REDIS_UP.set(1)
             log.warning("Redis answers again: limits are shared across processes once more")
             return
+
+    async def _adopt_running(self) -> None:
+        """Hand Redis the requests this process admitted on its own that still run: Redis, which never
+        saw them, would otherwise admit next to them on the whole balance."""
+        for lease, claim in list(self._fallback.items()):
+            if lease not in self._adopted:
+                self._adopted[lease] = await self.shared.adopt(claim)
 
     async def admit(self, limits: Limits) -> Decision:
         if not self.degraded:
@@ -75,7 +86,10 @@ class ResilientState:
                 if decision.balance_micro is not None:  # and starts from the last known balance
                     self.local.learn_balance(limits.user_id, decision.balance_micro, decision.held_micro)
                 return _tagged(decision, SHARED)
-        return _tagged(await self.local.admit(limits), LOCAL)
+        decision = await self.local.admit(limits)
+        if decision.admitted and decision.lease_id is not None:
+            self._fallback[decision.lease_id] = limits
+        return _tagged(decision, LOCAL)
 
     def settle(self, settlement: Settlement, *, release: bool = True) -> None:
         """Settle on the side that admitted; a debit through Redis is taken off this process's fallback
@@ -86,18 +100,29 @@ class ResilientState:
             self.local.debit(settlement.user_id, settlement.cost_micro)
             if release:
                 self.local.hold_elsewhere(settlement.user_id, -settlement.hold_micro)
+        elif side is self.local and (adopted := self._adopted_lease(lease, release)) is not None:
+            self.shared.settle(replace(lease, lease_id=adopted), release=release)  # Redis's balance too
 
     async def extend(self, settlement: Settlement, hold_micro: int, reserve_tokens: int,
                      overdraft_micro: int, token_budget: int | None) -> bool:
-        """Extend on the side that admitted; Redis unreachable refuses (the request ends at its hold)."""
+        """Extend on the side that admitted, or on Redis once it adopted the request; Redis unreachable
+        refuses (the request ends at its hold)."""
         side, lease = self._side(settlement)
+        adopted = self._adopted.get(lease.lease_id) if side is self.local else None
         try:
+            if adopted is not None:  # Redis keeps this request's figures now
+                return await self.shared.extend(replace(lease, lease_id=adopted), hold_micro, reserve_tokens,
+                                                overdraft_micro, token_budget)
             extended = await side.extend(lease, hold_micro, reserve_tokens, overdraft_micro, token_budget)
         except StateUnavailable as error:
             self._degrade(error)
             return False
         if extended and side is self.shared and settlement.hold_micro is not None:
             self.local.hold_elsewhere(settlement.user_id, hold_micro)
+        elif extended and (claim := self._fallback.get(lease.lease_id)) is not None:  # adopted as it is now
+            self._fallback[lease.lease_id] = replace(
+                claim, reserve_tokens=claim.reserve_tokens + reserve_tokens,
+                hold_micro=None if claim.hold_micro is None else claim.hold_micro + hold_micro)
         return extended
 
     def release(self, settlement: Settlement) -> None:
@@ -105,6 +130,16 @@ class ResilientState:
         side.release(lease)
         if side is self.shared and settlement.hold_micro is not None:
             self.local.hold_elsewhere(settlement.user_id, -settlement.hold_micro)
+        elif side is self.local and (adopted := self._adopted_lease(lease, True)) is not None:
+            self.shared.release(replace(lease, lease_id=adopted))
+
+    def _adopted_lease(self, lease: Settlement, ending: bool) -> str | None:
+        """Redis's lease for a request this process admitted on its own, if Redis adopted it; a request
+        that ends is forgotten."""
+        if ending:
+            self._fallback.pop(lease.lease_id, None)
+            return self._adopted.pop(lease.lease_id, None)
+        return self._adopted.get(lease.lease_id)
 
     def _side(self, settlement: Settlement) -> tuple[RedisState | MemoryState, Settlement]:
         lease_id = settlement.lease_id or ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from admin import cli_arguments, run_operation
-from ccgate.cli.accounts import account_secret
+from ccgate.cli.accounts import account_line, account_secret
 from ccgate.cli.keys import limits_of
 from ccgate.ops import OperationError, Operations
 
@@ -180,6 +180,21 @@ class Gateway:
         if self.process is not None:
             self.wait_until_key_works(key)
         return key
+
+    def key_ids(self, email: str) -> list[str]:
+        """The ids of `email`'s keys, as the first column of `ccgate keys list email`."""
+        return [key["id"] for key in self.admin(lambda ops: ops.list_keys(email))]
+
+    def update_key(self, key_id: str, *extra: str) -> None:
+        """`ccgate keys update key_id *extra`, in this process."""
+        args = cli_arguments("keys", "update", key_id, *extra)
+        self.admin(lambda ops: ops.update_key(args.key_id, limits_of(args), name=args.name))
+
+    def accounts_listing(self) -> list[str]:
+        """The lines `ccgate accounts list` prints, made in this process by the same function."""
+        now_ms = int(time.time() * 1000)
+        accounts = self.admin(lambda ops: ops.list_accounts())
+        return [account_line(account, now_ms) for account in accounts]
 
     def wait_until_key_works(self, key: str, timeout: float = 5.0) -> None:
         """A running server picks new keys up within its reload interval; wait for that."""

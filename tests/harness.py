@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from admin import cli_arguments, run_operation
+from admin import cli_arguments, run_operation, settings_of
 from ccgate.cli.accounts import account_line, account_secret
 from ccgate.cli.keys import limits_of
 from ccgate.ops import OperationError, Operations
@@ -143,10 +143,30 @@ class Gateway:
         self.process = subprocess.Popen(
             [*CCGATE, "serve", "--port", str(self.port), "--workers", str(self.workers)], env=self.env,
             stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, timeout=60)  # migrating, then binding: seconds on a busy machine
         with urllib.request.urlopen(self.url + "/healthz", timeout=30):  # a worker is serving
             pass
+        if self.workers > 1:
+            self.wait_until_every_worker_listens()
         return self
+
+    def wait_until_every_worker_listens(self, timeout: float = 60.0) -> None:
+        """Until each worker has subscribed to the configuration announcements, which it does once it
+        serves: from then on every admin change is confirmed by all of them before it returns (a change
+        made while one is still starting reaches it only through its reload)."""
+        from redis import Redis
+
+        from ccgate.broadcast import CONFIGURATION
+
+        settings, _ = settings_of(self.env)
+        assert settings.redis_url, "serve --workers above 1 needs Redis"
+        channel = settings.redis_prefix + CONFIGURATION
+        deadline = time.monotonic() + timeout
+        with Redis.from_url(settings.redis_url) as redis:
+            while (listening := redis.pubsub_numsub(channel)[0][1]) < self.workers:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{listening} of {self.workers} workers listen for changes after {timeout}s")
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process:

@@ -47,6 +47,18 @@ def api_key(gateway, email) -> str:
     return gateway.new_key(email)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With xdist's --dist loadgroup (pyproject's addopts), the tests of a module that share a module-scoped
+    fixture (a gateway of their own, a browser, a benchmark run, a Redis) run in one worker process, so the
+    fixture is set up once rather than once in each worker that drew one of them."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        if any(definitions[-1].scope == "module" for definitions in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_sessionstart(session) -> None:
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
         import fuzz_tally

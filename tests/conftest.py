@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,29 @@ def email() -> str:
 def api_key(gateway, email) -> str:
     """A fresh key of a fresh user."""
     return gateway.new_key(email)
+
+
+# Modules whose tests share an expensive module-scoped fixture (a gateway of their own, a browser, a
+# benchmark run): under xdist each runs as one unit, so that fixture starts once instead of once in every
+# worker that drew one of its tests.  (xdist's own --dist loadgroup cannot do it under pytest 9, whose
+# node ids xdist can no longer suffix with the group.)
+SHARED_FIXTURE_MODULES = frozenset({
+    "test_auth_hygiene", "test_bench_smoke", "test_claude_code_billing", "test_demo", "test_deploy_nginx",
+    "test_first_hour", "test_fuzz", "test_http_limits", "test_obs_e2e", "test_read_your_writes", "test_web",
+})
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by scope, where the scope of a test is its module for SHARED_FIXTURE_MODULES and
+    the test alone otherwise (so the rest is spread test by test, as with the default --dist load)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).stem in SHARED_FIXTURE_MODULES else nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 def pytest_sessionstart(session) -> None:

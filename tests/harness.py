@@ -11,8 +11,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from admin import cli_arguments, run_operation, settings_of
+from ccgate.cli.accounts import account_line, account_secret
+from ccgate.cli.keys import limits_of
+from ccgate.ops import OperationError, Operations
+
+T = TypeVar("T")
 
 CCGATE = [sys.executable, "-m", "ccgate.cli"]
 
@@ -134,29 +143,78 @@ class Gateway:
         self.process = subprocess.Popen(
             [*CCGATE, "serve", "--port", str(self.port), "--workers", str(self.workers)], env=self.env,
             stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, timeout=60)  # migrating, then binding: seconds on a busy machine
         with urllib.request.urlopen(self.url + "/healthz", timeout=30):  # a worker is serving
             pass
+        if self.workers > 1:
+            self.wait_until_every_worker_listens()
         return self
+
+    def wait_until_every_worker_listens(self, timeout: float = 60.0) -> None:
+        """Until each worker has subscribed to the configuration announcements, which it does once it
+        serves: from then on every admin change is confirmed by all of them before it returns (a change
+        made while one is still starting reaches it only through its reload)."""
+        from redis import Redis
+
+        from ccgate.broadcast import CONFIGURATION
+
+        settings, _ = settings_of(self.env)
+        assert settings.redis_url, "serve --workers above 1 needs Redis"
+        channel = settings.redis_prefix + CONFIGURATION
+        deadline = time.monotonic() + timeout
+        with Redis.from_url(settings.redis_url) as redis:
+            while (listening := redis.pubsub_numsub(channel)[0][1]) < self.workers:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{listening} of {self.workers} workers listen for changes after {timeout}s")
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process:
             stop_process(self.process)
 
+    def admin(self, action: Callable[[Operations], Awaitable[T]]) -> T:
+        """Run one admin operation in this process, as `ccgate` runs it (admin.run_operation): the same
+        `Operations` on this gateway's data, announcing the change the same way, without a CLI start-up."""
+        return run_operation(self.env, action)
+
     def new_user(self, email: str, *extra: str) -> str:
-        self.cli("users", "add", email, *extra)
+        """`ccgate users add email *extra`, in this process."""
+        args = cli_arguments("users", "add", email, *extra)
+        self.admin(lambda ops: ops.add_user(args.email, password=args.password, admin=args.admin,
+                                            credit_usd=args.credit_usd))
         return email
 
     def new_key(self, email: str, *extra: str) -> str:
-        """A fresh key for `email` (created with the user if needed): the last stdout line."""
-        if self.cli("keys", "list", email, check=False).returncode != 0:
-            self.new_user(email)
-        key = self.cli("keys", "create", email, *extra).stdout.strip().splitlines()[-1]
+        """A fresh key for `email` (created with the user if needed), made as `ccgate keys create email *extra`
+        makes it; a running server serves it at once (the change marker, and Redis's confirmed announcement)."""
+        args = cli_arguments("keys", "create", email, *extra)
+
+        async def create(ops: Operations) -> str:
+            try:
+                await ops.user(email)
+            except OperationError:
+                await ops.add_user(email)
+            return (await ops.create_key(email, name=args.name, limits=limits_of(args))).plaintext
+
+        key = self.admin(create)
         if self.process is not None:
             self.wait_until_key_works(key)
-            if self.workers > 1:  # one worker knows it; the others reload within the same interval
-                self.wait_reload()
         return key
+
+    def key_ids(self, email: str) -> list[str]:
+        """The ids of `email`'s keys, as the first column of `ccgate keys list email`."""
+        return [key["id"] for key in self.admin(lambda ops: ops.list_keys(email))]
+
+    def update_key(self, key_id: str, *extra: str) -> None:
+        """`ccgate keys update key_id *extra`, in this process."""
+        args = cli_arguments("keys", "update", key_id, *extra)
+        self.admin(lambda ops: ops.update_key(args.key_id, limits_of(args), name=args.name))
+
+    def accounts_listing(self) -> list[str]:
+        """The lines `ccgate accounts list` prints, made in this process by the same function."""
+        now_ms = int(time.time() * 1000)
+        accounts = self.admin(lambda ops: ops.list_accounts())
+        return [account_line(account, now_ms) for account in accounts]
 
     def wait_until_key_works(self, key: str, timeout: float = 5.0) -> None:
         """A running server picks new keys up within its reload interval; wait for that."""
@@ -173,7 +231,11 @@ class Gateway:
         raise TimeoutError("the gateway did not pick up a new key")
 
     def add_account(self, name: str, api_key: str, base_url: str, *extra: str) -> None:
-        self.cli("accounts", "add", name, "--api-key", api_key, "--base-url", base_url, *extra)
+        """`ccgate accounts add name --api-key api_key --base-url base_url *extra`, in this process."""
+        args = cli_arguments("accounts", "add", name, "--api-key", api_key, "--base-url", base_url, *extra)
+        self.admin(lambda ops: ops.add_account(
+            args.name, account_secret(args), base_url=args.base_url, models=args.models, priority=args.priority,
+            weight=args.weight, rpm=args.rpm, concurrency=args.concurrency))
 
     def query(self, sql: str, *params) -> list[tuple]:
         """Rows of a read-only SQL query on this gateway's database, SQLite or PostgreSQL."""

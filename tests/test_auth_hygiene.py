@@ -23,8 +23,8 @@ from webclient import STRONG_PASSWORD, WebClient
 def started(sim, directory, **env: str):
     gateway = Gateway(directory, extra_env=env)
     gateway.add_account("sim", "sk-ant-auth", sim.url)
-    gateway.cli("users", "add", "known@example.com", "--password", STRONG_PASSWORD)
-    gateway.cli("users", "add", "boss@example.com", "--password", STRONG_PASSWORD, "--admin")
+    gateway.new_user("known@example.com", "--password", STRONG_PASSWORD)
+    gateway.new_user("boss@example.com", "--password", STRONG_PASSWORD, "--admin")
     return gateway.start()
 
 

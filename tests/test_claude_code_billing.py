@@ -61,7 +61,7 @@ class ClaudeCode:
 
 def user_with_credit(gateway: Gateway, credit_usd: str, tmp_path: Path, *key_options: str) -> ClaudeCode:
     email = f"cc-{uuid.uuid4().hex[:6]}@example.com"
-    gateway.cli("users", "add", email, "--credit-usd", credit_usd)
+    gateway.new_user(email, "--credit-usd", credit_usd)
     return ClaudeCode(claude_code(), gateway, gateway.new_key(email, *key_options), tmp_path / email)
 
 

@@ -64,7 +64,7 @@ def site(sim, tmp_path_factory):
     gateway = Gateway(tmp_path_factory.mktemp("first-hour"))
     gateway.extra_env["CCGATE_PUBLIC_URL"] = gateway.url
     gateway.add_account("sim-main", "sk-ant-sim-main", sim.url)
-    gateway.cli("settings", "set", "--starting-credit-usd", STARTING_CREDIT_USD)
+    gateway.admin(lambda ops: ops.change_web_settings(starting_credit_usd=float(STARTING_CREDIT_USD)))
     gateway.start()
     yield gateway
     gateway.stop()

@@ -32,7 +32,7 @@ def target(sim, tmp_path_factory):
     gateway = Gateway(tmp_path_factory.mktemp("fuzz"), extra_env={"CCGATE_HTTP_HEAD_TIMEOUT": "1",
                                                                    "CCGATE_HTTP_BODY_TIMEOUT": "1"})
     gateway.add_account("sim", "sk-ant-fuzz", sim.url)
-    gateway.cli("users", "add", "fuzz-admin@example.com", "--password", STRONG_PASSWORD, "--admin")
+    gateway.new_user("fuzz-admin@example.com", "--password", STRONG_PASSWORD, "--admin")
     gateway.start()
     yield gateway, gateway.new_key("fuzz-admin@example.com")
     gateway.stop()

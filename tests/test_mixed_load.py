@@ -105,7 +105,7 @@ def started_with_prepaid_users(gateway: Gateway, sim: Simulator) -> list[str]:
     keys = []
     for n in range(USERS):
         email = f"load{n}-{uuid.uuid4().hex[:6]}@example.com"
-        gateway.cli("users", "add", email, "--credit-usd", CREDIT_USD)
+        gateway.new_user(email, "--credit-usd", CREDIT_USD)
         keys.append(gateway.new_key(email))
     gateway.start()
     return keys

@@ -121,9 +121,8 @@ def admin_api(gateway: Gateway, key: str, method: str, path: str, payload: dict)
 
 
 def admin_key(gateway: Gateway) -> str:
-    """An admin's key, made with the CLI before the gateway starts (the rest goes through the admin API)."""
-    gateway.cli("users", "add", "root@e2e.test", "--admin")
-    return gateway.cli("keys", "create", "root@e2e.test").stdout.strip().splitlines()[-1]
+    """An admin's key, made as the CLI makes it before the gateway starts (the rest goes through the admin API)."""
+    return gateway.new_key(gateway.new_user("root@e2e.test", "--admin"))
 
 
 def add_accounts(gateway: Gateway, key: str, sim: Simulator, **priorities: int) -> None:

@@ -37,8 +37,7 @@ class Pool:
         self.sim.fault(self.keys[name], kind, **options)
 
     def accounts_list(self) -> dict[str, str]:
-        lines = self.gateway.cli("accounts", "list").stdout.strip().splitlines()
-        return {line.split("  ")[0]: line for line in lines}
+        return {line.split("  ")[0]: line for line in self.gateway.accounts_listing()}
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ def test_a_revoked_account_is_disabled_and_shown_as_such(pool, key):
     line = pool.accounts_list()["a"]
     assert "DISABLED" in line and "upstream answered 401" in line
     pool.sim.call("DELETE", "/_sim/faults")
-    pool.gateway.cli("accounts", "enable", "a")
+    pool.gateway.admin(lambda ops: ops.set_account_enabled("a", True))
     pool.gateway.wait_reload()
     assert "healthy" in pool.accounts_list()["a"]
     before = pool.hits("a")
@@ -152,7 +151,7 @@ def test_a_connection_lost_mid_stream_becomes_an_api_error_event(pool, key):
 
 
 def test_one_session_stays_on_one_account_while_sessions_spread(pool, key):
-    pool.gateway.cli("accounts", "disable", "a")  # leave two equal accounts
+    pool.gateway.admin(lambda ops: ops.set_account_enabled("a", False, "disabled by operator"))  # two equal left
     pool.gateway.wait_reload()
     metadata = {"user_id": f"user_{'0' * 64}_account__session_{uuid.uuid4()}"}
     for turn in range(8):

@@ -38,7 +38,7 @@ def rig(sim, tmp_path_factory):
     gateway.add_account("ryw-main", f"sk-ant-ryw-{uuid.uuid4().hex[:8]}", sim.url)
     root = f"root-{uuid.uuid4().hex[:8]}@example.com"
     gateway.new_user(root, "--admin")
-    admin_key = gateway.cli("keys", "create", root).stdout.strip().splitlines()[-1]
+    admin_key = gateway.admin(lambda ops: ops.create_key(root)).plaintext
     gateway.start()
     yield Rig(gateway, admin_key)
     gateway.stop()
@@ -111,7 +111,7 @@ def test_a_revocation_from_another_host_is_confirmed_by_every_worker_before_the_
     try:
         email = f"far-{uuid.uuid4().hex[:8]}@example.com"
         key = gateway.new_key(email)
-        key_id = gateway.cli("keys", "list", email).stdout.split()[0]
+        [key_id] = gateway.key_ids(email)
         elsewhere = {**gateway.env, "CCGATE_DATA_DIR": str(tmp_path / "elsewhere")}
         result = subprocess.run([*CCGATE, "keys", "revoke", key_id], env=elsewhere, capture_output=True, text=True,
                                 timeout=60, check=True)

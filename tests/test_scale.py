@@ -109,7 +109,7 @@ def test_a_cooldown_learned_by_one_process_is_known_to_all(stack, sim):
     assert all(post(stack, key, message_body(text=f"then {i}"))[0] == 200 for i in range(20))
     assert sim.stats()["by_key"][spare_key] == 1, "no process tried the cooling account again"
     stack.wait_reload()
-    spare = next(line for line in stack.cli("accounts", "list").stdout.splitlines() if line.startswith("spare"))
+    spare = next(line for line in stack.accounts_listing() if line.startswith("spare"))
     assert "COOLING" in spare and "rate_limited" in spare
 
 
@@ -119,9 +119,9 @@ def test_a_revoked_key_is_refused_by_every_process_within_a_second(sim, tmp_path
     gateway = scaled(tmp_path, sim, CCGATE_RELOAD_INTERVAL=reload_interval)
     try:
         key = gateway.new_key("revoke@example.com")
-        key_id = gateway.cli("keys", "list", "revoke@example.com").stdout.split()[0]
+        [key_id] = gateway.key_ids("revoke@example.com")
         assert all(post(gateway, key, message_body(text=f"r{i}"))[0] == 200 for i in range(6))
-        gateway.cli("keys", "revoke", key_id)
+        gateway.admin(lambda ops: ops.revoke_key(key_id))
         time.sleep(1.0)
         statuses = [post(gateway, key, message_body(text=f"after{i}"))[0] for i in range(12)]
         assert statuses == [401] * 12

@@ -19,7 +19,7 @@ from webclient import STRONG_PASSWORD, WebClient
 @pytest.fixture(scope="module")
 def signed_in(gateway) -> tuple[WebClient, str]:
     email = "ranges@example.com"
-    gateway.cli("users", "add", email, "--password", STRONG_PASSWORD, "--admin")
+    gateway.new_user(email, "--password", STRONG_PASSWORD, "--admin")
     browser = WebClient(gateway.url)
     assert browser.log_in(email) == 303
     return browser, email
@@ -54,7 +54,7 @@ def test_console_grant_of_1e308_dollars_is_refused(signed_in):
 
 @pytest.fixture(scope="module")
 def admin_key(gateway) -> str:
-    gateway.cli("users", "add", "ranges-api@example.com", "--admin")
+    gateway.new_user("ranges-api@example.com", "--admin")
     return gateway.new_key("ranges-api@example.com")
 
 

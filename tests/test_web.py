@@ -79,7 +79,7 @@ def site(sim, tmp_path_factory):
     gateway.extra_env["CCGATE_PUBLIC_URL"] = gateway.url
     gateway.extra_env["CCGATE_SIGNUPS_PER_HOUR"] = "1000"  # every browser here comes from 127.0.0.1
     gateway.add_account("sim-main", "sk-ant-sim-main", sim.url)
-    gateway.cli("users", "add", ADMIN, "--password", ADMIN_PASSWORD, "--admin")
+    gateway.new_user(ADMIN, "--password", ADMIN_PASSWORD, "--admin")
     gateway.start()
     yield gateway
     gateway.stop()
@@ -271,7 +271,7 @@ def test_operator_grants_credit_and_takes_a_failing_upstream_account_out(site, s
     page.goto("/console/accounts")
     flaky.locator("button:has-text('Disable')").click()
     assert "disabled" in flaky.locator("td.state").inner_text()
-    assert "DISABLED" in site.cli("accounts", "list").stdout.split("sim-flaky", 1)[1].splitlines()[0]
+    assert "DISABLED" in next(line for line in site.accounts_listing() if line.startswith("sim-flaky"))
     shoot(page, "console-accounts")
 
     page.goto("/console/users")
@@ -417,7 +417,7 @@ def test_html_in_user_supplied_names_is_shown_as_text(site, new_context, user):
     page.goto("/dashboard/usage")
     assert page.locator("img").count() == 0 and page.evaluate("window.pwned") is None
 
-    site.cli("users", "add", "<b>mallory</b>@example.com")
+    site.new_user("<b>mallory</b>@example.com")
     admin = log_in(new_context(), ADMIN, ADMIN_PASSWORD)
     admin.goto("/console/users")
     assert "<b>mallory</b>@example.com" in admin.inner_text("#users")

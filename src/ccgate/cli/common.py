@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -29,34 +30,46 @@ def group(commands: Any, name: str, help: str) -> Any:
     return parser.add_subparsers(dest="action", required=True)
 
 
-def with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
-    """Migrate the database, then run one operation against it (announcing a change through Redis,
-    when there is one, so running servers reload at once)."""
-    settings = Settings.from_env()
+def ensure_schema(database_url: str) -> None:
+    """Migrate the database unless it has the newest schema already (Alembic is loaded only then)."""
 
     async def schema_is_current() -> bool:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(database_url)
         try:
             return await at_head(engine)
         finally:
             await engine.dispose()
 
-    if not asyncio.run(schema_is_current()):  # Alembic is loaded only when there is something to do
-        migrate(settings.database_url)
+    if not asyncio.run(schema_is_current()):
+        migrate(database_url)
+
+
+@asynccontextmanager
+async def operations_on(settings: Settings, secret: bytes) -> AsyncIterator[Operations]:
+    """Operations over the settings' database; a change is announced through Redis, when there is one,
+    so running servers reload at once."""
+    from ccgate.broadcast import ACKS, CONFIGURATION, announce_change, redis_client
+
+    engine = create_engine(settings.database_url)
+    redis = redis_client(settings.redis_url) if settings.redis_url else None
+    prefix = settings.redis_prefix
+    announce = partial(announce_change, redis, prefix + CONFIGURATION, prefix + ACKS) if redis else None
+    try:
+        yield Operations(engine, SecretBox(secret), settings, announce)
+    finally:
+        await engine.dispose()
+        if redis is not None:
+            await redis.aclose()
+
+
+def with_operations(action: Callable[[Operations], Awaitable[None]]) -> None:
+    """Migrate the database, then run one operation against it."""
+    settings = Settings.from_env()
+    ensure_schema(settings.database_url)
 
     async def run() -> None:
-        from ccgate.broadcast import ACKS, CONFIGURATION, announce_change, redis_client
-
-        engine = create_engine(settings.database_url)
-        redis = redis_client(settings.redis_url) if settings.redis_url else None
-        prefix = settings.redis_prefix
-        announce = partial(announce_change, redis, prefix + CONFIGURATION, prefix + ACKS) if redis else None
-        try:
-            await action(Operations(engine, SecretBox(settings.server_secret()), settings, announce))
-        finally:
-            await engine.dispose()
-            if redis is not None:
-                await redis.aclose()
+        async with operations_on(settings, settings.server_secret()) as ops:
+            await action(ops)
 
     asyncio.run(run())
 

@@ -92,6 +92,8 @@ LEDGER_COMMIT = Histogram("ccgate_ledger_commit_seconds", "Duration of one ledge
 TOKEN_CLASSES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 FLUSH_EVERY = 256  # records observed before they are folded into the series without waiting for a scrape
 _pending: list[RequestRecord] = []
+_commit_seconds: list[float] = []  # ledger group commits observed since the last flush
+_queue_depth: int | None = None  # the ledger queue's depth after the last of them
 _children: dict[tuple[Any, ...], Any] = {}  # (metric, *labels) -> child
 _user_labels = os.environ.get("CCGATE_METRICS_USER_LABELS", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -137,6 +139,14 @@ def _observe_many(histogram: Any, observed: list[float]) -> None:
 def flush() -> None:
     """Fold the queued records into the series: first summed per label set in plain dicts (one lookup
     a record for its request, token and cost counts), then applied to each series once."""
+    global _queue_depth
+    if _commit_seconds:
+        commits = _commit_seconds[:]
+        del _commit_seconds[: len(commits)]
+        _observe_many(LEDGER_COMMIT, commits)
+    if _queue_depth is not None:
+        LEDGER_QUEUE.set(_queue_depth)
+        _queue_depth = None
     if not _pending:
         return
     records = _pending[:]
@@ -255,9 +265,10 @@ def observe_accounts(accounts: Iterable[AccountGauge]) -> None:
 
 
 def observe_ledger_commit(seconds: float, depth: int) -> None:
-    """One group commit took `seconds`; `depth` rows still wait."""
-    LEDGER_COMMIT.observe(seconds)
-    LEDGER_QUEUE.set(depth)
+    """One group commit took `seconds`; `depth` rows still wait (folded in by `flush`, like requests)."""
+    global _queue_depth
+    _commit_seconds.append(seconds)
+    _queue_depth = depth
 
 
 def prepare_multiprocess_dir(directory: Path) -> None:

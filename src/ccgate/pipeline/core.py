@@ -46,9 +46,10 @@ class Pipeline:
     async def run(self, call: Call, path: str, body: bytes, client_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
         """The response to an admitted request, or a GatewayError."""
         assert call.key is not None and call.model is not None
-        call.trail.span = self.tracing.start_request(
-            call.route, call.model.id, stream=call.stream, max_tokens=call.max_tokens, request_id=call.request_id,
-            carrier=traceparent_of(client_headers))
+        if self.tracing.enabled:
+            call.trail.span = self.tracing.start_request(
+                call.route, call.model.id, stream=call.stream, max_tokens=call.max_tokens,
+                request_id=call.request_id, carrier=traceparent_of(client_headers))
         try:
             if not self.database_up():
                 raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)

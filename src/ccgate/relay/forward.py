@@ -138,7 +138,7 @@ class Forwarder:
             tried.add(account.id)
             router.begin(account)
             headers = upstream_headers(client_headers, account.api_key)
-            span = tracing.start_upstream(trail.span, account.name, target.model_id)
+            span = None if trail.span is None else tracing.start_upstream(trail.span, account.name, target.model_id)
             if span is not None:
                 headers |= tracing.traceparent(span)
             trail.sent_at = time.perf_counter()
@@ -152,12 +152,14 @@ class Forwarder:
                 failure = Failure(None, f"upstream unreachable: {type(exc).__name__}", account=account,
                                   cause="unreachable")
                 trail.attempts.append(UpstreamAttempt(account.name, "unreachable"))
-                tracing.end_upstream(span, None, "unreachable")
+                if span is not None:
+                    tracing.end_upstream(span, None, "unreachable")
             else:
                 status = response.status
                 if status == 200 or (status < 500 and status not in RETRYABLE_CAUSES):
                     trail.attempts.append(UpstreamAttempt(account.name))
-                    tracing.end_upstream(span, status)
+                    if span is not None:
+                        tracing.end_upstream(span, status)
                     if status == 200:
                         router.succeeded(account, response.headers)
                         if target.session:
@@ -175,7 +177,8 @@ class Forwarder:
                 if status == 429:
                     router.learn_limits(account, response.headers)
                 trail.attempts.append(UpstreamAttempt(account.name, cause))
-                tracing.end_upstream(span, status, cause)
+                if span is not None:
+                    tracing.end_upstream(span, status, cause)
             if failure.cause in ("unauthorized", "forbidden"):
                 self.on_rejected(account, f"upstream answered {failure.status}: {failure.message}")
             elif failure.status == 429 and not failure.room:

@@ -373,11 +373,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def use_commit(commit: str, work: Path) -> None:
-    """Export the commit's src/ into `work` and put it first on the path of every process started from here."""
+def export_commit(commit: str, work: Path) -> Path:
+    """The commit's src/, exported from git into `work`."""
     archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "src"), os.environ.get("PYTHONPATH")]))
+    return work / "src"
+
+
+def use_commit(commit: str, work: Path) -> None:
+    """Export the commit's src/ into `work` and put it first on the path of every process started from here."""
+    src = export_commit(commit, work)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
 
 
 def exit_on_termination() -> None:

@@ -402,6 +402,16 @@ async def test_key_status_shows_available_credit_the_overdraft_and_what_is_held(
 
 # -- 6. Redis down: the per-process fallback ----------------------------------------------------------
 
+async def redis_back(server, state: ResilientState) -> None:
+    """Let a stopped Redis answer again and wait until the state has recovered onto it."""
+    server.process.send_signal(signal.SIGCONT)
+    for _ in range(100):
+        if not state.degraded:
+            break
+        await asyncio.sleep(0.05)
+    assert not state.degraded
+
+
 async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact_again_after(tmp_path):
     """The issue: a user with $0.07 ended at -$0.11 (the fallback missed every settlement made through
     Redis, and Redis kept its stale figure after the outage)."""
@@ -431,12 +441,7 @@ async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact
         assert not await spend(40_000, 0), "the fallback knows the balance is 30,000, not 100,000"
         assert state.degraded
         assert await spend(20_000, 20_000)
-        server.process.send_signal(signal.SIGCONT)
-        for _ in range(100):
-            if not state.degraded:
-                break
-            await asyncio.sleep(0.05)
-        assert not state.degraded
+        await redis_back(server, state)
         standing = await state.shared.standing("k", 1, 3600)
         assert standing.balance_micro == database[1] == 10_000, "Redis missed the outage's debit: overwritten"
         assert (await state.local.standing("k", 1, 3600)).balance_micro == 10_000
@@ -467,12 +472,7 @@ async def test_a_request_admitted_during_the_outage_counts_in_redis_once_it_retu
         server.process.send_signal(signal.SIGSTOP)
         running = await state.admit(claim(60_000))  # on the fallback: a long stream, still running
         assert running.admitted and state.degraded
-        server.process.send_signal(signal.SIGCONT)
-        for _ in range(100):
-            if not state.degraded:
-                break
-            await asyncio.sleep(0.05)
-        assert not state.degraded
+        await redis_back(server, state)
         assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "Redis adopted the hold"
         assert not (await state.admit(claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
         Ticket(state, claim(60_000), running).on_commit(Usage(), 30_000)()  # it ends, costing 30,000

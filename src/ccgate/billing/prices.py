@@ -178,19 +178,12 @@ class CostBreakdown(NamedTuple):
         return [-(-value // unit) for value in self[:7]]
 
 
-@dataclass(frozen=True, slots=True)
-class Rates:
+class Rates(CostBreakdown):
     """What one unit of each component costs a request, in micro-dollars / SCALE: the model's prices
-    times every multiplier that applies to it.  A cost is then one product per component."""
+    times every multiplier that applies to it (a breakdown of one token, or one tool use, of each).
+    A cost is then one product per component."""
 
-    input: int
-    output: int
-    cache_write_5m: int
-    cache_write_1h: int
-    cache_read: int
-    web_search: int
-    web_fetch: int
-    long_context: bool
+    __slots__ = ()
 
     def of(self, usage: Usage) -> CostBreakdown:
         return CostBreakdown(

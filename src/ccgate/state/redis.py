@@ -72,6 +72,16 @@ local function prune(claims, amounts, now)
   redis.call('ZREMRANGEBYSCORE', claims, '-inf', now)
 end
 
+-- Claim `amount` for a lease in a claim set, until now + ttl.
+local function claim(claims, amounts, lease, amount, now, ttl)
+  redis.call('ZADD', claims, now + ttl, lease)
+  if amount > 0 then
+    redis.call('HSET', amounts, lease, amount)
+  end
+  keep(claims, ttl)
+  keep(amounts, ttl)
+end
+
 -- What the claims of a hash hold together.
 local function total(amounts)
   local sum = 0
@@ -138,15 +148,6 @@ local function until_free(live, excess)
   return window * 1000
 end
 
-local function claim(claims, amounts, amount)
-  redis.call('ZADD', claims, now + ttl, lease)
-  if amount > 0 then
-    redis.call('HSET', amounts, lease, amount)
-  end
-  keep(claims, ttl)
-  keep(amounts, ttl)
-end
-
 local holding = 0
 if hold then
   prune(holds, held, now)
@@ -189,9 +190,9 @@ if concurrency > 0 then
   table.insert(meters, {'concurrency', concurrency, concurrency - in_flight - 1, now + 1000})
 end
 
-claim(leases, reserved, reserve)
+claim(leases, reserved, lease, reserve, now, ttl)
 if hold then
-  claim(holds, held, hold)
+  claim(holds, held, lease, hold, now, ttl)
 end
 if rpm > 0 then
   redis.call('ZADD', requests, now, lease)
@@ -278,17 +279,9 @@ ADOPT = """
 -- runs already).  ARGV: lease id, hold ('' when postpaid), tokens reserved, lease ttl ms.
 local lease, hold, reserve, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
-local function claim(claims, amounts, amount)
-  redis.call('ZADD', claims, now + ttl, lease)
-  if amount > 0 then
-    redis.call('HSET', amounts, lease, amount)
-  end
-  keep(claims, ttl)
-  keep(amounts, ttl)
-end
-claim(leases, reserved, reserve)
+claim(leases, reserved, lease, reserve, now, ttl)
 if hold then
-  claim(holds, held, hold)
+  claim(holds, held, lease, hold, now, ttl)
 end
 """
 

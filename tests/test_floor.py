@@ -487,6 +487,48 @@ async def test_a_request_admitted_during_the_outage_counts_in_redis_once_it_retu
         server.stop()
 
 
+async def test_no_process_admits_through_redis_before_every_process_handed_it_its_running_requests(tmp_path):
+    """Each process sees Redis back at its own probe.  One that saw it first and admitted through Redis
+    at once would do so on a balance without the holds of one that had not seen it yet."""
+    server = started_redis(tmp_path)
+    database = {1: 100_000}
+
+    def process() -> ResilientState:
+        async def reload() -> None:
+            await state.set_balances(dict(database), 0)
+
+        state = ResilientState(RedisState(server.url, prefix="grace:", timeout=0.3), MemoryState(share=2), reload)
+        return state
+
+    first, second = process(), process()
+    assert server.process is not None
+
+    def claim(hold: int) -> Limits:
+        return Limits(key_id="k", user_id=1, rpm=None, concurrency=None, token_budget=None, window_seconds=3600,
+                      reserve_tokens=0, hold_micro=hold, overdraft_micro=0)
+
+    try:
+        for state in (first, second):
+            await state.set_balances(dict(database))
+        server.process.send_signal(signal.SIGSTOP)
+        assert (await first.admit(claim(10_000))).admitted and first.degraded  # its probes start now
+        await asyncio.sleep(0.6)
+        assert (await second.admit(claim(30_000))).admitted and second.degraded  # ... and 0.6 s later
+        server.process.send_signal(signal.SIGCONT)
+        for _ in range(200):
+            if not first.degraded:
+                break
+            await asyncio.sleep(0.02)
+        assert not first.degraded
+        held = (await first.shared.standing("k", 1, 3600)).held_micro
+        assert held == 40_000, "when the first process admits through Redis again, the second's hold is there"
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        for state in (first, second):
+            await state.close()
+        server.stop()
+
+
 # -- 7. corrections respect the floor -------------------------------------------------------------------
 
 async def test_processes_without_redis_each_spend_only_their_share_and_together_keep_the_floor():

@@ -189,7 +189,7 @@ def test_redis_stopped_and_restarted_under_load(sim, tmp_path):
         redis.start()
         worker.join(timeout=60)
         assert statuses == [200] * 60, "served throughout, on per-process limits while Redis was away"
-        assert wait_until(lambda: metric(gateway, "ccgate_state_degraded") == 0.0, timeout=5)
+        assert wait_until(lambda: metric(gateway, "ccgate_state_degraded") == 0.0, timeout=10)  # probe + grace
         assert raw(gateway, "GET", "/readyz")[2]["redis"] == "ok"
         limited = gateway.new_key("after@example.com", "--rpm", "2")
         results = [post(gateway, limited, message_body(text=f"x{i}"))[0] for i in range(3)]

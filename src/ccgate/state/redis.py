@@ -327,6 +327,15 @@ end
 return renewed
 """
 
+RECOVERING = """
+-- The first process to see Redis back opens a grace period of ARGV[1] ms; every one learns what is left
+-- of it.  KEYS: the period's key.
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return tonumber(ARGV[1])
+end
+return math.max(redis.call('PTTL', KEYS[1]), 0)
+"""
+
 INITIALIZE = """
 -- Load a balance Redis does not hold yet, with the last credit ledger entry that figure includes.
 -- KEYS: balance, credited.  ARGV: balance, ledger entry id.
@@ -429,6 +438,7 @@ class RedisState:
             for body in (ADMIT, SETTLE, RELEASE, STANDING, EXTEND, ADOPT))
         self._renew = self._redis.register_script(LIBRARY + RENEW)
         self._initialize = self._redis.register_script(INITIALIZE)
+        self._recovering = self._redis.register_script(RECOVERING)
         self._credit = self._redis.register_script(CREDIT)
         self._mine: dict[str, str] = {}  # lease id -> key id of the leases this process holds
         self._batches = ScriptBatches(self._redis)
@@ -461,6 +471,13 @@ class RedisState:
                                 [lease_id, hold, limits.reserve_tokens, self._ttl_ms])
         self._mine[lease_id] = limits.key_id
         return lease_id
+
+    async def recovery_grace(self, grace: float) -> float:
+        """Seconds left of the grace period after an outage, which the first process to see Redis back
+        opens for `grace` seconds (the same period for every process, on Redis's clock)."""
+        with reachable():
+            left = await self._recovering([self.prefix + "recovering"], [round(grace * 1000)])
+        return int(left) / 1000
 
     def settle(self, settlement: Settlement, *, release: bool = True) -> None:
         """Schedule a committed request's real use (its cost off the balance, its tokens into the

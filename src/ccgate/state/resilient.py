@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -15,6 +16,9 @@ from ccgate.state.redis import RedisState
 log = logging.getLogger("ccgate.state")
 
 PROBE_INTERVAL = 1.0
+# After an outage every process waits this long from the first one's return before it admits through
+# Redis again: by then each live process has probed, seen Redis back and handed it its running requests.
+RECOVERY_GRACE = 2 * PROBE_INTERVAL + 0.5
 SHARED, LOCAL = "r:", "m:"
 
 
@@ -35,6 +39,7 @@ class ResilientState:
         self._probe: asyncio.Task[None] | None = None
         self._fallback: dict[str, Limits] = {}  # local lease -> what it claims, for the requests admitted
         self._adopted: dict[str, str] = {}  # while degraded; local lease -> Redis's lease once adopted
+        self._adopting = False  # Redis is back, the grace period runs: adopt each local admission at once
         metrics.REDIS_UP.set(1)
 
     def _degrade(self, error: Exception) -> None:
@@ -61,11 +66,28 @@ class ResilientState:
                 continue
             finally:
                 self._recovering = False
+            if not await self._wait_out_the_grace():
+                continue
             self.degraded = False
             metrics.STATE_DEGRADED.set(0)
             metrics.REDIS_UP.set(1)
             log.warning("Redis answers again: limits are shared across processes once more")
             return
+
+    async def _wait_out_the_grace(self) -> bool:
+        """Keep admitting on this process's share, each admission handed to Redis before it proceeds,
+        until every process has seen Redis back (RECOVERY_GRACE from the first); False if Redis went
+        away again meanwhile."""
+        self._adopting = True
+        try:
+            await asyncio.sleep(await self.shared.recovery_grace(RECOVERY_GRACE))
+            await self._adopt_running()
+        except StateUnavailable as error:
+            log.error("Redis went away again while processes were returning to it: %s", error)
+            return False
+        finally:
+            self._adopting = False
+        return True
 
     async def _adopt_running(self) -> None:
         """Hand Redis the requests this process admitted on its own that still run: Redis, which never
@@ -88,7 +110,10 @@ class ResilientState:
                 return _tagged(decision, SHARED)
         decision = await self.local.admit(limits)
         if decision.admitted and decision.lease_id is not None:
-            self._fallback[decision.lease_id] = limits
+            if self._adopting:  # a process already back on Redis must see this hold before it runs
+                with contextlib.suppress(StateUnavailable):  # gone again: the grace period says so
+                    self._adopted[decision.lease_id] = await self.shared.adopt(limits)
+            self._fallback[decision.lease_id] = limits  # after: the probe's own adoptions never see it twice
         return _tagged(decision, LOCAL)
 
     def settle(self, settlement: Settlement, *, release: bool = True) -> None:

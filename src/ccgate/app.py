@@ -58,6 +58,7 @@ from ccgate.store.rows import UsageRow
 
 log = logging.getLogger("ccgate")
 
+SUBSCRIBE_TIMEOUT = 2.0  # seconds a starting process waits for its Redis subscription (Redis may be down)
 STATUS_REFRESH = 5.0  # seconds between reports of load alone; also keeps a live process counted
 LOAD_FIELDS = ("in_flight", "requests_last_minute", "ratelimit")  # remaining moves with every answer
 
@@ -147,6 +148,13 @@ class Gateway:
         self.writer.start()
         self.observer.start()
         self.marker.start(asyncio.get_running_loop())
+        if isinstance(self.state, ResilientState) and self.broadcast is not None:
+            self.state.shared.start_heartbeat()
+            self.broadcast.start()
+            # Listening before the first load: a change committed after it is announced to this process,
+            # so the CLI waits for its confirmation; one committed before is in the load.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.broadcast.subscribed.wait(), SUBSCRIBE_TIMEOUT)
         await self.reload()
         # Everything imported and loaded so far lives as long as the process: keep it out of the
         # collector's sight, and collect the young generation less often (measured: 380 -> 283 us of
@@ -156,9 +164,6 @@ class Gateway:
         gc.set_threshold(20_000, 50, 1000)
         self._watcher = asyncio.create_task(self._watch_configuration(), name="config-watch")
         self._in_background(self.alerts.run())
-        if isinstance(self.state, ResilientState) and self.broadcast is not None:
-            self.state.shared.start_heartbeat()
-            self.broadcast.start()
         metrics.DATABASE_UP.set(1)
 
     async def stop(self) -> None:

@@ -86,6 +86,7 @@ class Broadcast:
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._sending: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
+        self.subscribed = asyncio.Event()  # set once the subscription is in place
 
     def on(self, channel: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler` with the data of each message published on `channel` (once started)."""
@@ -111,6 +112,7 @@ class Broadcast:
             try:
                 async with self._listener.pubsub() as pubsub:
                     await pubsub.subscribe(*self._handlers)
+                    self.subscribed.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self._handle(message["channel"].decode(), message["data"])

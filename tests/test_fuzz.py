@@ -100,28 +100,19 @@ raw_bodies = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.en
                        st.sampled_from([b"", b"null", b"[]", b"{", b'{"a":1}' * 3, b"\xff\xfe", b"1e999999"]))
 
 
-def test_anthropic_bodies(target):
+@pytest.mark.parametrize("path, bodies, credential, dialect", [
+    ("/v1/messages", anthropic_bodies, lambda key: {"x-api-key": key}, "anthropic"),
+    ("/v1/chat/completions", openai_bodies, lambda key: {"authorization": f"Bearer {key}"}, "openai"),
+], ids=["anthropic", "openai"])
+def test_api_bodies(target, path, bodies, credential, dialect):
     gateway, key = target
+    headers = {**credential(key), "content-type": "application/json"}
 
     @FAST
-    @given(body=st.one_of(anthropic_bodies.map(lambda data: json.dumps(data).encode()), raw_bodies))
+    @given(body=st.one_of(bodies.map(lambda data: json.dumps(data).encode()), raw_bodies))
     def one(body: bytes) -> None:
-        status, answer = send(gateway.url + "/v1/messages", body,
-                              {"x-api-key": key, "content-type": "application/json"})
-        assert handled("/v1/messages", status, answer, "anthropic"), (status, answer[:300])
-
-    one()
-
-
-def test_openai_bodies(target):
-    gateway, key = target
-
-    @FAST
-    @given(body=st.one_of(openai_bodies.map(lambda data: json.dumps(data).encode()), raw_bodies))
-    def one(body: bytes) -> None:
-        status, answer = send(gateway.url + "/v1/chat/completions", body,
-                              {"authorization": f"Bearer {key}", "content-type": "application/json"})
-        assert handled("/v1/chat/completions", status, answer, "openai"), (status, answer[:300])
+        status, answer = send(gateway.url + path, body, headers)
+        assert handled(path, status, answer, dialect), (status, answer[:300])
 
     one()
 

@@ -159,7 +159,7 @@ class CostBreakdown(NamedTuple):
     @property
     def total_micro(self) -> int:
         """The debit: the exact sum rounded up once to a micro-dollar."""
-        return -(-sum(self[:7]) // SCALE)
+        return -(-self.exact // SCALE)
 
     def values(self) -> tuple[int, ...]:
         """The components in COMPONENTS' order."""

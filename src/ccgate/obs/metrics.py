@@ -177,8 +177,7 @@ def flush() -> None:
         if record.cache is not None:
             _count(counts, CACHE, record.cache.lower())
         for attempt in record.attempts:
-            attempted = (ATTEMPTS, attempt.account)  # _count, inline: every record has an attempt
-            counts[attempted] = counts.get(attempted, 0) + 1
+            _count(counts, ATTEMPTS, attempt.account)
             if attempt.cause is not None:
                 _count(counts, FAILURES, attempt.account, attempt.cause)
         if _user_labels and record.user_id is not None:

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 
 from ccgate.alerting import AlertMonitor, AlertOperations
 from ccgate.billing.catalog import Catalog
@@ -32,8 +31,7 @@ from ccgate.gate.admission import Defaults, Gate
 from ccgate.gate.auth import Authenticator
 from ccgate.gate.durations import parse_duration
 from ccgate.gate.keys import KeyDirectory
-from ccgate.http.freshness import CatchUp
-from ccgate.http.routes import routes
+from ccgate.http.routes import GatewayApp
 from ccgate.obs import metrics
 from ccgate.obs.alerts import Deduper, redis_claim
 from ccgate.obs.observer import Observer
@@ -320,7 +318,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await gateway.stop()
 
-    app = Starlette(routes=routes(gateway), lifespan=lifespan, middleware=[
-        Middleware(CatchUp, changed=gateway.configuration_changed, catch_up=gateway.catch_up)])
-    app.state.gateway = gateway
-    return app
+    return GatewayApp(gateway, changed=gateway.configuration_changed, catch_up=gateway.catch_up, lifespan=lifespan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ccgate.dialects.anthropic import parse_json_object
 from ccgate.dialects.errors import TranslationError
@@ -20,14 +20,22 @@ _ORJSON_WRITE_DEPTH = 254
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, or 413 once it passes the limit.  An oversized body is still read to its end
-    (up to MAX_DRAIN_BYTES) so a client that is still sending can read the 413, not a reset."""
+    (up to MAX_DRAIN_BYTES) so a client that is still sending can read the 413, not a reset.
+    Read from the ASGI messages themselves, without the async generator of Starlette's `stream()`."""
     chunks, size = [], 0
-    async for chunk in request.stream():
+    message = await request.receive()
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size <= limit:
             chunks.append(chunk)
         elif size > MAX_DRAIN_BYTES:
             break
+        if not message.get("more_body", False):
+            break
+        message = await request.receive()
     if size > limit:
         raise GatewayError(413, f"request body of more than {limit} bytes is too large")
     return b"".join(chunks)

@@ -58,10 +58,15 @@ class Endpoint:
         self.handler, self.dialect, self.recorded, self.route = handler, dialect, recorded, route
         self.__name__ = handler.__name__  # the route's name, for Starlette
         self.__doc__ = handler.__doc__
+        self._app: object = None  # the app last served, and its services (found once, not per request)
+        self._services: Services | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        gateway = services(request)
+        if scope["app"] is not self._app:
+            self._app, self._services = scope["app"], services(request)
+        gateway = self._services
+        assert gateway is not None
         call = Call(self.dialect(), route=self.route)
         try:
             response = await self.handler(request, gateway, call)

@@ -17,8 +17,8 @@ from ccgate.route.sessions import claude_code_session, session_key
 
 def upstream_path(request: Request, path: str) -> str:
     """The upstream path, keeping the client's query (`?beta=true`)."""
-    query = request.url.query
-    return f"{path}?{query}" if query else path
+    query: bytes = request.scope["query_string"]
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 @endpoint(AnthropicDialect, recorded=True, route="messages")

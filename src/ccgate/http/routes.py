@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccgate.http import chat, messages, meta, responses
+from ccgate.http.endpoint import Endpoint
 from ccgate.http.fallback import fallback_routes
+from ccgate.http.freshness import CatchUp
 from ccgate.http.services import Services
 from ccgate.http.web import create_web_app
 from ccgate.obs import metrics
@@ -44,6 +49,36 @@ def routes(gateway: Services) -> list[BaseRoute]:
         *fallback_routes(),
         Mount("", app=create_web_app(gateway)),
     ]
+
+
+class GatewayApp(Starlette):
+    """The gateway's ASGI app: Starlette, with a shortcut for the API's POST routes.
+
+    A POST to one of them (/v1/messages, /v1/chat/completions ...) goes straight to its Endpoint,
+    past Starlette's error and exception middleware, its router and its route matching: a dozen
+    calls and frames of every API request.  What that way did for these routes still happens: the
+    read-your-writes check (CatchUp) runs first, and an exception nothing handled reaches uvicorn,
+    which logs it and answers 500 as Starlette's error middleware would have.  Everything else
+    (other paths and methods, the lifespan) takes Starlette's way."""
+
+    def __init__(self, gateway: Services, *, changed: Callable[[], bool], catch_up: Callable[[], Awaitable[None]],
+                 lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> None:
+        super().__init__(routes=routes(gateway), lifespan=lifespan,
+                         middleware=[Middleware(CatchUp, changed=changed, catch_up=catch_up)])
+        self.state.gateway = gateway
+        self.shortcuts = {route.path: CatchUp(route.endpoint, changed=changed, catch_up=catch_up)
+                          for route in self.routes
+                          if isinstance(route, Route) and isinstance(route.endpoint, Endpoint)
+                          and route.methods == {"POST"}}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            shortcut = self.shortcuts.get(scope["path"])
+            if shortcut is not None:
+                scope["app"] = self
+                await shortcut(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def admin_api(gateway: Services) -> ASGIApp:

@@ -1,12 +1,17 @@
 """`make bench-pair REV=...`: the CPU per request of a commit and of the working tree, measured at once.
 
     python -m bench.pair --rev 9b31d30 [--rounds 5] [--seconds 5] [--path /v1/chat/completions]
+                         [--access-log] [--traces RATIO]
 
 On a shared or noisy machine, `make bench`'s CPU per request moves by 15% from one run to the next,
 more than most changes it is meant to judge.  Here two stacks (simulator and ccgate, as `make bench`
 runs them), one from the commit and one from the working tree, have their proxies pinned to the same
 core and are loaded by a wrk each, at the same time: whatever else the machine does falls on both
 alike, and the ratio of their CPU per request holds to a percent or two from round to round.
+
+With `--access-log` the working tree also writes its access log (to a file), and with `--traces RATIO`
+it also exports traces of that share of its requests (OTLP/HTTP to a receiver in this process); the
+commit runs as it is.
 """
 
 from __future__ import annotations
@@ -23,12 +28,22 @@ from bench.load import Target, parse_wrk, wrk, wrk_command, wrk_environment
 from bench.procs import ROOT, Cores, CpuClock, Stack, pin
 from bench.report import git
 from bench.run import exit_on_termination, export_commit
+from helpers import Receiver  # tests/, put on the path by bench.procs
 
 
-def started(src: Path, work: Path, cores: Cores) -> Stack:
+def started(src: Path, work: Path, cores: Cores, environment: dict[str, str] | None = None) -> Stack:
     """A stack whose processes run the ccgate in `src`."""
     os.environ["PYTHONPATH"] = str(src)
-    return Stack(work, cores).start()
+    return Stack(work, cores, environment=environment or {}).start()
+
+
+def observing(args: argparse.Namespace, work: Path, receiver: Receiver | None) -> dict[str, str]:
+    """The settings that turn on what `--access-log` and `--traces` ask for."""
+    environment = {"CCGATE_ACCESS_LOG": str(work / "access.log")} if args.access_log else {}
+    if receiver is not None:
+        environment |= {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(args.traces)}
+    return environment
 
 
 def round_of(stacks: dict[str, Stack], targets: dict[str, Target], connections: int, seconds: int) -> dict[str, float]:
@@ -59,6 +74,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="of load per round")
     parser.add_argument("--connections", type=int, default=16, help="per stack")
     parser.add_argument("--path", default="/v1/messages")
+    parser.add_argument("--access-log", action="store_true", help="the working tree writes its access log")
+    parser.add_argument("--traces", type=float, metavar="RATIO", help="the working tree traces this share of requests")
     args = parser.parse_args()
     commit = git("rev-parse", "--short", f"{args.rev}^{{commit}}")
     cores = Cores.of_this_machine()
@@ -68,9 +85,10 @@ def main() -> None:
         work = Path(directory)
         bodies = Bodies(work, 100)
         stacks: dict[str, Stack] = {}
+        receiver = Receiver() if args.traces is not None else None
         try:
             stacks[names[0]] = started(export_commit(commit, work), work / "a", cores)
-            stacks[names[1]] = started(ROOT / "src", work / "b", cores)
+            stacks[names[1]] = started(ROOT / "src", work / "b", cores, observing(args, work, receiver))
             targets = {name: Target(name, stack.gateway.url + args.path, bodies.small, stack.key)
                        for name, stack in stacks.items()}
             for target in targets.values():
@@ -84,7 +102,12 @@ def main() -> None:
         finally:
             for stack in stacks.values():
                 stack.stop()
-    print(f"\n{args.path}: the working tree uses {statistics.median(ratios):.3f} x the CPU per request of "
+            if receiver is not None:
+                receiver.stop()
+    observed = " with its access log" if args.access_log else ""
+    if args.traces is not None:
+        observed += f"{' and' if observed else ' with'} traces of {args.traces:.0%} of requests"
+    print(f"\n{args.path}: the working tree{observed} uses {statistics.median(ratios):.3f} x the CPU per request of "
           f"{commit} (median of {len(ratios)} rounds; {min(ratios):.3f}-{max(ratios):.3f})")
 
 

@@ -184,12 +184,13 @@ class Stack:
     floor: Service | None = None
     gateway: Service | None = None
     key: str = ""
+    environment: dict[str, str] = field(default_factory=dict)  # more settings for ccgate (CCGATE_*, OTEL_*)
 
     def start(self) -> Stack:
         self.sim = Service([*CCGATE, "sim", *self.sim_args], self.cores.load).start()
         self.floor = Service([sys.executable, str(ROOT / "bench" / "floor.py"), "--upstream", self.sim.url],
                              self.cores.proxy).start()
-        env = gateway_environment(self.data_dir)
+        env = gateway_environment(self.data_dir) | self.environment
         admin(env, "accounts", "add", "sim", "--api-key", SIM_KEY, "--base-url", self.sim.url)
         admin(env, "users", "add", BENCH_EMAIL, "--credit-usd", CREDIT_USD)
         self.key = admin(env, "keys", "create", BENCH_EMAIL, *KEY_LIMITS).strip().splitlines()[-1]

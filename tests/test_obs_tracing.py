@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from ccgate.obs.record import RequestRecord
-from ccgate.obs.tracing import Tracing, provider_from_env, tracing_requested
+from ccgate.obs.tracing import HeadSampling, Tracing, head_sampling, provider_from_env, sdk_sampler, tracing_requested
 
 
 def a_record() -> RequestRecord:
@@ -90,6 +90,57 @@ def test_a_client_traceparent_becomes_the_parent() -> None:
     span = tracing.start_request("messages", "m", carrier={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     tracing.end_request(span, a_record())
     assert exporter.get_finished_spans()[0].context.trace_id == int(trace_id, 16)
+
+
+def sampled_tracing(head: HeadSampling) -> tuple[Tracing, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sdk_sampler(head))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Tracing(provider, head), exporter
+
+
+def client_context(sampled: bool) -> dict[str, str]:
+    return {"traceparent": f"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{'01' if sampled else '00'}"}
+
+
+def test_a_request_the_ratio_leaves_out_is_not_traced_and_asks_nothing_of_the_sdk() -> None:
+    class Refusing:
+        def start_span(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the SDK was asked for a span")
+
+    tracing, _ = sampled_tracing(HeadSampling(0.0, parent_based=True))
+    tracing._tracer = Refusing()
+    assert one_request(tracing) == {}  # no span, no traceparent upstream
+
+
+def test_the_ratio_decides_the_share_of_requests_traced() -> None:
+    tracing, exporter = sampled_tracing(HeadSampling(0.25, parent_based=True))
+    traced = sum(tracing.start_request("messages", "m") is not None for _ in range(2000))
+    assert 400 <= traced <= 600  # 500 expected; outside this, 1 chance in ~10^8
+    assert sum("traceparent" in one_request(tracing) for _ in range(400)) in range(60, 141)
+    assert {span.name for span in exporter.get_finished_spans()} >= {"chat claude-m1", "ccgate.admission"}
+
+
+@pytest.mark.parametrize("parent_based", [True, False])
+def test_a_client_traceparent_decides_only_under_a_parent_based_sampler(parent_based: bool) -> None:
+    tracing, exporter = sampled_tracing(HeadSampling(0.0, parent_based=parent_based))
+    span = tracing.start_request("messages", "m", carrier=client_context(sampled=True))
+    assert (span is not None and span.is_recording()) is parent_based
+    span = tracing.start_request("messages", "m", carrier=client_context(sampled=False))
+    assert span is None or not span.is_recording()
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, None),
+    ({"OTEL_TRACES_SAMPLER": "always_on"}, None),
+    ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.05"}, HeadSampling(0.05, True)),
+    ({"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0"}, HeadSampling(0.0, False)),
+    ({"OTEL_TRACES_SAMPLER": "traceidratio"}, HeadSampling(1.0, False)),
+    ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"}, HeadSampling(1.0, False)),
+    ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "7"}, HeadSampling(1.0, False)),
+])
+def test_the_ratio_samplers_are_read_as_the_sdk_reads_them(environ: dict[str, str], expected: object) -> None:
+    assert head_sampling(environ) == expected
 
 
 @pytest.mark.parametrize(("environ", "expected"), [

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import stat
+import subprocess
+import sys
 from ipaddress import ip_network
 
 import pytest
@@ -82,6 +84,15 @@ def test_password_policy():
     assert password_problem("alice@example.com", "alice@example.com")
     assert password_problem("short") and password_problem("x" * 2000)
     assert password_problem(STRONG_PASSWORD) is None
+
+
+def test_the_password_lists_are_loaded_only_to_judge_a_password() -> None:
+    """zxcvbn's lists take 14 MB: a serving process that never sees a password keeps them out."""
+    program = ("import sys, ccgate.app, ccgate.cli; loaded = 'zxcvbn' in sys.modules; "
+               "from ccgate.passwords import password_problem; password_problem('x' * 9); "
+               "print(loaded, 'zxcvbn' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
 
 
 def make_request(peer: str, forwarded: str | None = None) -> Request:

@@ -4,12 +4,12 @@ and the CLI.
 
 zxcvbn (the Dropbox estimator, packaged on PyPI as `zxcvbn`) is used rather than a shipped list of
 common passwords: it ships such lists itself (30,000 passwords, names, English words) and also
-catches patterns a list cannot (`aaaaaaaa`, `qwertyuiop`, `alice2024` for alice@...).
+catches patterns a list cannot (`aaaaaaaa`, `qwertyuiop`, `alice2024` for alice@...).  Its lists
+take 14 MB once loaded, so they are loaded when the first password is judged, not by every serving
+process at start.
 """
 
 from __future__ import annotations
-
-from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
 MIN_CHARS = 8
 MAX_CHARS = 1024
@@ -23,6 +23,8 @@ def password_problem(password: str, email: str = "") -> str | None:
         return f"a password has {MIN_CHARS} to {MAX_CHARS} characters"
     if not password.strip():
         return "a password cannot be only spaces"
+    from zxcvbn import zxcvbn  # type: ignore[import-untyped]
+
     local_part = email.split("@", 1)[0]
     verdict = zxcvbn(password[:_SCORED_CHARS], user_inputs=[email, local_part, "ccgate"])
     if verdict["score"] >= MIN_SCORE:

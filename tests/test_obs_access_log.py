@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
-from ccgate.obs.access_log import AccessLog, AccessLogSettings, JsonFormatter, configure_logging, format_line
+from ccgate.obs.access_log import AccessLog, AccessLogSettings, Clock, JsonFormatter, configure_logging, format_line
 from ccgate.obs.record import RequestRecord, UpstreamAttempt
 
 SECRET_KEY = "cc_user_" + "S" * 40
@@ -39,6 +41,18 @@ def test_one_json_line_per_request_with_the_fields(tmp_path: Path) -> None:
                  "cost_micro", "cache", "added_ms", "upstream_ms", "session_id"):
         assert name in first
     assert first["added_ms"] == 1.0 and first["cost_micro"] == 77 and entries[0]["status"] == 502
+
+
+def test_timestamps_are_utc_to_the_millisecond() -> None:
+    clock = Clock()
+    for _ in range(3):
+        before = datetime.now(UTC)
+        stamp = datetime.fromisoformat(clock.now())
+        after = datetime.now(UTC)
+        assert stamp.utcoffset() == timedelta(0)
+        assert before - timedelta(milliseconds=1) <= stamp <= after
+        assert stamp.microsecond % 1000 == 0
+        time.sleep(0.6)  # across a second's boundary, where the date and time of day are made anew
 
 
 def test_a_record_cannot_carry_a_key_a_prompt_or_a_completion() -> None:

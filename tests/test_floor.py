@@ -488,6 +488,41 @@ async def test_a_request_admitted_during_the_outage_counts_in_redis_once_it_retu
         server.stop()
 
 
+async def test_a_request_admitted_through_redis_counts_there_again_after_redis_restarted_empty(tmp_path):
+    """A Redis restarted during an outage has lost the holds of requests admitted through it before,
+    which still run: it claims them again on recovery, under their own leases."""
+    server = started_redis(tmp_path)
+    database = {1: 100_000}
+
+    async def reload() -> None:
+        await state.set_balances(dict(database), 0)
+
+    state = ResilientState(RedisState(server.url, prefix="restart:", timeout=0.3), MemoryState(), reload)
+    try:
+        await state.set_balances(dict(database))
+        running = await state.admit(held_claim(60_000))  # through Redis: a long stream, still running
+        assert running.admitted and not state.degraded
+        server.stop()  # Redis goes away, and what it held with it
+        assert not (await state.admit(held_claim(50_000))).admitted and state.degraded
+        server.process = None
+        server.start()  # back, empty
+        for _ in range(100):
+            if not state.degraded:
+                break
+            await asyncio.sleep(0.05)
+        assert not state.degraded
+        assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "the running request's hold"
+        assert not (await state.admit(held_claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
+        Ticket(state, held_claim(60_000), running).on_commit(Usage(), 30_000)()  # it ends, costing 30,000
+        database[1] -= 30_000
+        await state.shared.flush()
+        standing = await state.shared.standing("k", 1, 3600)
+        assert standing.held_micro == 0 and standing.balance_micro == 70_000
+    finally:
+        await state.close()
+        server.stop()
+
+
 async def test_no_process_admits_through_redis_before_every_process_handed_it_its_running_requests(tmp_path):
     """Each process sees Redis back at its own probe.  One that saw it first and admitted through Redis
     at once would do so on a balance without the holds of one that had not seen it yet."""
@@ -540,6 +575,48 @@ async def test_processes_without_redis_each_spend_only_their_share_and_together_
                 Ticket(state, limits, decision).on_commit(Usage(), 9_000)()
                 spent += 9_000
     assert 150_000 + overdraft - 3 * 9_000 < spent <= 150_000 + overdraft, "each its third, and no more"
+
+
+async def test_a_process_that_rereads_balances_during_an_outage_keeps_to_its_share_of_the_first_figure():
+    """Processes reread the database's balances at their own times while Redis is away: one that had
+    spent its share and then reread a balance that included that spending got a fresh share of it, and
+    the three-worker mixed load crossed the floor by up to $0.024 when its processes were slowed."""
+    database = {1: 100_000}
+
+    async def nothing() -> None:
+        pass
+
+    a, b = (ResilientState(RedisState("redis://127.0.0.1:9", prefix="gone:", timeout=0.2), MemoryState(share=2),
+                           nothing) for _ in range(2))
+
+    async def spend_all(state: ResilientState) -> int:
+        spent = 0
+        for _ in range(20):
+            limits = Limits(key_id="k", user_id=1, rpm=None, concurrency=None, token_budget=None,
+                            window_seconds=3600, reserve_tokens=0, hold_micro=10_000, overdraft_micro=0)
+            decision = await state.admit(limits)
+            if not decision.admitted:
+                break
+            Ticket(state, limits, decision).on_commit(Usage(), 10_000)()
+            database[1] -= 10_000
+            spent += 10_000
+        return spent
+
+    try:
+        for state in (a, b):
+            await state.set_balances(dict(database))  # Redis does not answer: degraded from here on
+            assert state.degraded
+        spent = await spend_all(a)
+        assert spent == 50_000, "its half"
+        await a.set_balances(dict(database))  # the database says 50,000 now: a's own spending
+        spent += await spend_all(a) + await spend_all(b)
+        assert spent == 100_000 and database[1] == 0, "together, the balance and no more"
+        await a.apply_credits([(7, 1, 40_000)])  # a top-up during the outage: each process gets its share
+        await b.apply_credits([(7, 1, 40_000)])
+        assert await spend_all(a) == 20_000 and await spend_all(b) == 20_000
+    finally:
+        for state in (a, b):
+            await state.close()
 
 
 async def test_a_correction_below_the_floor_counting_holds_in_flight_is_refused(tmp_path, redis_url):

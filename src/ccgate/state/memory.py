@@ -234,3 +234,20 @@ class MemoryState:
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
         """Nothing to do: set_balances brought every credit entry in already."""
+
+    def take_new_balances(self, balances: Mapping[int, int | None]) -> None:
+        """The balances of users this process has no figure for (new prepaid users); the others keep
+        theirs, and a user now postpaid (None) has none."""
+        for user, balance in balances.items():
+            if balance is None:
+                self._balances.pop(user, None)
+                self._known.pop(user, None)
+            elif user not in self._balances:
+                self._balances[user] = self._known[user] = balance
+
+    def credit(self, entries: list[tuple[int, int, int]]) -> None:
+        """(entry id, user id, amount) credit entries onto the figures this process keeps."""
+        for _, user, amount in entries:
+            if user in self._balances:
+                self._balances[user] += amount
+                self._known[user] += amount

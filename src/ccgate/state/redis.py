@@ -462,10 +462,11 @@ class RedisState:
             self._mine[lease_id] = limits.key_id
         return decision
 
-    async def adopt(self, limits: Limits) -> str:
+    async def adopt(self, limits: Limits, lease_id: str | None = None) -> str:
         """Take over a request another side admitted (this process's fallback, while Redis was away):
-        Redis counts its slot, reservation and hold from now on, under a lease of its own."""
-        lease_id = f"{limits.user_id}.{secrets.token_hex(8)}"
+        Redis counts its slot, reservation and hold from now on, under a lease of its own, or under
+        `lease_id`, Redis's own lease for it (claimed again: Redis may have restarted and lost it)."""
+        lease_id = lease_id or f"{limits.user_id}.{secrets.token_hex(8)}"
         hold = "" if limits.hold_micro is None else limits.hold_micro
         await self._batches.run(self._adopt, self._keys(limits.user_id, limits.key_id),
                                 [lease_id, hold, limits.reserve_tokens, self._ttl_ms])

@@ -39,6 +39,9 @@ class ResilientState:
         self._probe: asyncio.Task[None] | None = None
         self._fallback: dict[str, Limits] = {}  # local lease -> what it claims, for the requests admitted
         self._adopted: dict[str, str] = {}  # while degraded; local lease -> Redis's lease once adopted
+        # Redis's lease -> what it claims, for the requests admitted through Redis that still run: a Redis
+        # that restarted during an outage lost them, so the recovery claims them again (under their own lease).
+        self._through_redis: dict[str, Limits] = {}
         self._adopting = False  # Redis is back, the grace period runs: adopt each local admission at once
         metrics.REDIS_UP.set(1)
 
@@ -91,10 +94,15 @@ class ResilientState:
 
     async def _adopt_running(self) -> None:
         """Hand Redis the requests this process admitted on its own that still run: Redis, which never
-        saw them, would otherwise admit next to them on the whole balance."""
+        saw them, would otherwise admit next to them on the whole balance.  Those admitted through Redis
+        before the outage are claimed again under their own leases (a no-op where Redis kept them, and
+        their holds back where a restart lost them)."""
         for lease, claim in list(self._fallback.items()):
             if lease not in self._adopted:
                 self._adopted[lease] = await self.shared.adopt(claim)
+        for lease, claim in list(self._through_redis.items()):
+            if lease in self._through_redis:  # not ended meanwhile
+                await self.shared.adopt(claim, lease_id=lease)
 
     async def admit(self, limits: Limits) -> Decision:
         if not self.degraded:
@@ -103,6 +111,8 @@ class ResilientState:
             except StateUnavailable as error:
                 self._degrade(error)
             else:
+                if decision.admitted and decision.lease_id is not None:
+                    self._through_redis[decision.lease_id] = limits
                 if decision.admitted and limits.hold_micro is not None:  # the fallback counts what runs through
                     self.local.hold_elsewhere(limits.user_id, limits.hold_micro)  # Redis, here and elsewhere
                 if decision.balance_micro is not None:  # and starts from the last known balance
@@ -121,6 +131,8 @@ class ResilientState:
         figure as well, so a fallback balance includes every settlement this process made."""
         side, lease = self._side(settlement)
         side.settle(lease, release=release)
+        if side is self.shared and release:
+            self._through_redis.pop(lease.lease_id, None)
         if side is self.shared and settlement.hold_micro is not None:
             self.local.debit(settlement.user_id, settlement.cost_micro)
             if release:
@@ -153,6 +165,8 @@ class ResilientState:
     def release(self, settlement: Settlement) -> None:
         side, lease = self._side(settlement)
         side.release(lease)
+        if side is self.shared:
+            self._through_redis.pop(lease.lease_id, None)
         if side is self.shared and settlement.hold_micro is not None:
             self.local.hold_elsewhere(settlement.user_id, -settlement.hold_micro)
         elif side is self.local and (adopted := self._adopted_lease(lease, True)) is not None:
@@ -183,8 +197,15 @@ class ResilientState:
         return await self.local.standing(key_id, user_id, window_seconds)
 
     async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
-        """The database's balances: this process's fallback takes them all; Redis only those it lacks."""
-        await self.local.set_balances(balances)
+        """The database's balances: this process's fallback takes them all; Redis only those it lacks
+        (all of them, when it returns after an outage).  While degraded, the fallback keeps the figure
+        each user had when Redis went away and takes only new users': every process spends its share
+        of that one figure, and a figure reread from the database would already hold what the others
+        spent meanwhile, so a process that reread it would spend its share of their spending again."""
+        if self.degraded:
+            self.local.take_new_balances(balances)
+        else:
+            await self.local.set_balances(balances)
         if not self.degraded or self._recovering:
             try:
                 await self.shared.set_balances(balances, credited_through, overwrite=self._recovering)
@@ -192,6 +213,10 @@ class ResilientState:
                 self._degrade(error)
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
+        """Credits reach Redis once across all processes; while degraded, each process's fallback figure
+        takes them too (each spends its share of them)."""
+        if self.degraded:
+            self.local.credit(entries)
         if not self.degraded or self._recovering:
             try:
                 await self.shared.apply_credits(entries)

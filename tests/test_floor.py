@@ -26,7 +26,7 @@ from ccgate.gate.admission import Defaults, Gate, Ticket
 from ccgate.gate.keys import KeyDirectory, KeyRecord
 from ccgate.ops import OperationError, Operations
 from ccgate.pipeline.context import Call
-from ccgate.state.base import Limits
+from ccgate.state.base import Decision, Limits
 from ccgate.state.memory import MemoryState
 from ccgate.state.redis import RedisState
 from ccgate.state.resilient import ResilientState
@@ -408,14 +408,31 @@ def held_claim(hold: int) -> Limits:
                   reserve_tokens=0, hold_micro=hold, overdraft_micro=0)
 
 
-async def redis_back(server, state: ResilientState) -> None:
-    """Let a stopped Redis answer again and wait until the state has recovered onto it."""
-    server.process.send_signal(signal.SIGCONT)
+async def recovered(state: ResilientState) -> None:
+    """Wait until the state has recovered onto Redis."""
     for _ in range(100):
         if not state.degraded:
             break
         await asyncio.sleep(0.05)
     assert not state.degraded
+
+
+async def redis_back(server, state: ResilientState) -> None:
+    """Let a stopped Redis answer again and wait until the state has recovered onto it."""
+    server.process.send_signal(signal.SIGCONT)
+    await recovered(state)
+
+
+async def redis_counts_it_until_it_ends(state: ResilientState, running: Decision, database: dict[int, int]) -> None:
+    """Back on Redis: the running request's 60,000 hold counts there until it ends, costing 30,000,
+    which Redis debits too."""
+    assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "Redis counts the running hold"
+    assert not (await state.admit(held_claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
+    Ticket(state, held_claim(60_000), running).on_commit(Usage(), 30_000)()
+    database[1] -= 30_000
+    await state.shared.flush()
+    standing = await state.shared.standing("k", 1, 3600)
+    assert standing.held_micro == 0 and standing.balance_micro == 70_000, "Redis debited it too"
 
 
 async def test_the_fallback_balance_includes_every_settlement_and_redis_is_exact_again_after(tmp_path):
@@ -474,13 +491,7 @@ async def test_a_request_admitted_during_the_outage_counts_in_redis_once_it_retu
         running = await state.admit(held_claim(60_000))  # on the fallback: a long stream, still running
         assert running.admitted and state.degraded
         await redis_back(server, state)
-        assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "Redis adopted the hold"
-        assert not (await state.admit(held_claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
-        Ticket(state, held_claim(60_000), running).on_commit(Usage(), 30_000)()  # it ends, costing 30,000
-        database[1] -= 30_000
-        await state.shared.flush()
-        standing = await state.shared.standing("k", 1, 3600)
-        assert standing.held_micro == 0 and standing.balance_micro == 70_000, "Redis debited it too"
+        await redis_counts_it_until_it_ends(state, running, database)
         assert (await state.admit(held_claim(50_000))).admitted
     finally:
         server.process.send_signal(signal.SIGCONT)
@@ -506,18 +517,8 @@ async def test_a_request_admitted_through_redis_counts_there_again_after_redis_r
         assert not (await state.admit(held_claim(50_000))).admitted and state.degraded
         server.process = None
         server.start()  # back, empty
-        for _ in range(100):
-            if not state.degraded:
-                break
-            await asyncio.sleep(0.05)
-        assert not state.degraded
-        assert (await state.shared.standing("k", 1, 3600)).held_micro == 60_000, "the running request's hold"
-        assert not (await state.admit(held_claim(50_000))).admitted, "100,000 - 60,000 held leaves 40,000"
-        Ticket(state, held_claim(60_000), running).on_commit(Usage(), 30_000)()  # it ends, costing 30,000
-        database[1] -= 30_000
-        await state.shared.flush()
-        standing = await state.shared.standing("k", 1, 3600)
-        assert standing.held_micro == 0 and standing.balance_micro == 70_000
+        await recovered(state)
+        await redis_counts_it_until_it_ends(state, running, database)
     finally:
         await state.close()
         server.stop()

@@ -89,6 +89,9 @@ class MemoryState:
         self._known: dict[int, int] = {}  # each balance as last set from outside (the snapshot shares split)
         self._elsewhere: dict[int, int] = {}  # what other processes held through Redis, as last known
         self._held: dict[int, int] = defaultdict(int)
+        # While Redis is away (share > 1): each figure as it stood then (plus credits since), and what this
+        # process has spent since; its share of that first figure bounds its share of each later one.
+        self._outage: tuple[dict[int, int], dict[int, int]] | None = None
         self._next_lease = 0
 
     # -- admission -------------------------------------------------------------------------------
@@ -184,18 +187,33 @@ class MemoryState:
 
     def _headroom(self, user_id: int, overdraft_micro: int) -> int:
         """What the user may still hold here: balance + overdraft - held, or with several processes this
-        one's share of it as last known, less what this process spent since."""
+        one's share of it as last known, less what this process spent since (and, during an outage, no
+        more than its share of the figure it had when the outage began, less what it spent since)."""
         balance, held = self._balances.get(user_id, 0), self._held[user_id]
         elsewhere = self._elsewhere.get(user_id, 0)
         if self.share == 1:
             return balance + overdraft_micro - held - elsewhere
         known = self._known.get(user_id, balance)
-        return (known + overdraft_micro - elsewhere) // self.share - (known - balance) - held
+        headroom = (known + overdraft_micro - elsewhere) // self.share - (known - balance) - held
+        if self._outage is not None and user_id in self._outage[0]:
+            first, spent = self._outage[0][user_id], self._outage[1].get(user_id, 0)
+            headroom = min(headroom, (first + overdraft_micro - elsewhere) // self.share - spent - held)
+        return headroom
+
+    def begin_outage(self) -> None:
+        """Redis went away: from now on each process spends its share of the figures it has now."""
+        self._outage = (dict(self._balances), {})
+
+    def end_outage(self) -> None:
+        self._outage = None
 
     def debit(self, user_id: int, cost_micro: int) -> None:
         """Take a cost settled elsewhere (through Redis) off this process's figure of the balance."""
         if user_id in self._balances:
             self._balances[user_id] -= cost_micro
+            if self._outage is not None:
+                spent = self._outage[1]
+                spent[user_id] = spent.get(user_id, 0) + cost_micro
 
     def hold_elsewhere(self, user_id: int, hold_micro: int) -> None:
         """Count (or, negative, give back) a hold this process took through Redis: should Redis go away,
@@ -235,19 +253,10 @@ class MemoryState:
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
         """Nothing to do: set_balances brought every credit entry in already."""
 
-    def take_new_balances(self, balances: Mapping[int, int | None]) -> None:
-        """The balances of users this process has no figure for (new prepaid users); the others keep
-        theirs, and a user now postpaid (None) has none."""
-        for user, balance in balances.items():
-            if balance is None:
-                self._balances.pop(user, None)
-                self._known.pop(user, None)
-            elif user not in self._balances:
-                self._balances[user] = self._known[user] = balance
-
     def credit(self, entries: list[tuple[int, int, int]]) -> None:
-        """(entry id, user id, amount) credit entries onto the figures this process keeps."""
-        for _, user, amount in entries:
-            if user in self._balances:
-                self._balances[user] += amount
-                self._known[user] += amount
+        """(entry id, user id, amount) credit entries made during an outage onto its first figures (the
+        balances reread from the database hold them already)."""
+        if self._outage is not None:
+            for _, user, amount in entries:
+                if user in self._outage[0]:
+                    self._outage[0][user] += amount

@@ -48,6 +48,7 @@ class ResilientState:
     def _degrade(self, error: Exception) -> None:
         if not self.degraded:
             self.degraded = True
+            self.local.begin_outage()
             metrics.STATE_DEGRADED.set(1)
             metrics.REDIS_UP.set(0)
             log.error("Redis unreachable (%s): serving on per-process limits until it answers again", error)
@@ -72,6 +73,7 @@ class ResilientState:
             if not await self._wait_out_the_grace():
                 continue
             self.degraded = False
+            self.local.end_outage()
             metrics.STATE_DEGRADED.set(0)
             metrics.REDIS_UP.set(1)
             log.warning("Redis answers again: limits are shared across processes once more")
@@ -197,15 +199,8 @@ class ResilientState:
         return await self.local.standing(key_id, user_id, window_seconds)
 
     async def set_balances(self, balances: Mapping[int, int | None], credited_through: int = 0) -> None:
-        """The database's balances: this process's fallback takes them all; Redis only those it lacks
-        (all of them, when it returns after an outage).  While degraded, the fallback keeps the figure
-        each user had when Redis went away and takes only new users': every process spends its share
-        of that one figure, and a figure reread from the database would already hold what the others
-        spent meanwhile, so a process that reread it would spend its share of their spending again."""
-        if self.degraded:
-            self.local.take_new_balances(balances)
-        else:
-            await self.local.set_balances(balances)
+        """The database's balances: this process's fallback takes them all; Redis only those it lacks."""
+        await self.local.set_balances(balances)
         if not self.degraded or self._recovering:
             try:
                 await self.shared.set_balances(balances, credited_through, overwrite=self._recovering)
@@ -213,8 +208,8 @@ class ResilientState:
                 self._degrade(error)
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
-        """Credits reach Redis once across all processes; while degraded, each process's fallback figure
-        takes them too (each spends its share of them)."""
+        """Credits reach Redis once across all processes; while degraded, the fallback's figures from the
+        outage's start take them too (each process spends its share of them)."""
         if self.degraded:
             self.local.credit(entries)
         if not self.degraded or self._recovering:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ccgate.state.base import MINUTE, Decision, Limits, Meter, Settlement, Standing
 
@@ -70,6 +71,15 @@ def credit_detail(needed: int, balance: int, held: int, overdraft: int, availabl
             "balance_micro": balance, "held_micro": held, "overdraft_micro": overdraft}
 
 
+@dataclass
+class Outage:
+    """While Redis is away: each balance as this process knew it then (plus credits since), and what
+    this process has spent since; its share of that first figure bounds its share of each later one."""
+
+    first: dict[int, int]
+    spent: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
 class MemoryState:
     """Sliding request logs, leases, token windows, balances and holds, as plain dictionaries.
 
@@ -89,9 +99,7 @@ class MemoryState:
         self._known: dict[int, int] = {}  # each balance as last set from outside (the snapshot shares split)
         self._elsewhere: dict[int, int] = {}  # what other processes held through Redis, as last known
         self._held: dict[int, int] = defaultdict(int)
-        # While Redis is away (share > 1): each figure as it stood then (plus credits since), and what this
-        # process has spent since; its share of that first figure bounds its share of each later one.
-        self._outage: tuple[dict[int, int], dict[int, int]] | None = None
+        self._outage: Outage | None = None  # while Redis is away (this is the fallback of several processes)
         self._next_lease = 0
 
     # -- admission -------------------------------------------------------------------------------
@@ -195,14 +203,15 @@ class MemoryState:
             return balance + overdraft_micro - held - elsewhere
         known = self._known.get(user_id, balance)
         headroom = (known + overdraft_micro - elsewhere) // self.share - (known - balance) - held
-        if self._outage is not None and user_id in self._outage[0]:
-            first, spent = self._outage[0][user_id], self._outage[1].get(user_id, 0)
+        outage = self._outage
+        if outage is not None and user_id in outage.first:
+            first, spent = outage.first[user_id], outage.spent[user_id]
             headroom = min(headroom, (first + overdraft_micro - elsewhere) // self.share - spent - held)
         return headroom
 
     def begin_outage(self) -> None:
         """Redis went away: from now on each process spends its share of the figures it has now."""
-        self._outage = (dict(self._balances), {})
+        self._outage = Outage(dict(self._balances))
 
     def end_outage(self) -> None:
         self._outage = None
@@ -212,8 +221,7 @@ class MemoryState:
         if user_id in self._balances:
             self._balances[user_id] -= cost_micro
             if self._outage is not None:
-                spent = self._outage[1]
-                spent[user_id] = spent.get(user_id, 0) + cost_micro
+                self._outage.spent[user_id] += cost_micro
 
     def hold_elsewhere(self, user_id: int, hold_micro: int) -> None:
         """Count (or, negative, give back) a hold this process took through Redis: should Redis go away,
@@ -251,12 +259,9 @@ class MemoryState:
         self._known = dict(self._balances)
 
     async def apply_credits(self, entries: list[tuple[int, int, int]]) -> None:
-        """Nothing to do: set_balances brought every credit entry in already."""
-
-    def credit(self, entries: list[tuple[int, int, int]]) -> None:
-        """(entry id, user id, amount) credit entries made during an outage onto its first figures (the
-        balances reread from the database hold them already)."""
+        """(entry id, user id, amount) credit entries: set_balances brought them into the balances
+        already; during an outage they go onto its first figures too."""
         if self._outage is not None:
             for _, user, amount in entries:
-                if user in self._outage[0]:
-                    self._outage[0][user] += amount
+                if user in self._outage.first:
+                    self._outage.first[user] += amount

@@ -211,7 +211,7 @@ class ResilientState:
         """Credits reach Redis once across all processes; while degraded, the fallback's figures from the
         outage's start take them too (each process spends its share of them)."""
         if self.degraded:
-            self.local.credit(entries)
+            await self.local.apply_credits(entries)
         if not self.degraded or self._recovering:
             try:
                 await self.shared.apply_credits(entries)

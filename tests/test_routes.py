@@ -51,6 +51,7 @@ async def test_a_shortcut_request_is_answered_after_the_read_your_writes_check()
     assert exchange.status == 200 and exchange.json()["content"][0]["text"] == "Hi"
     assert events == ["caught up"]
     assert [row.request_id for row in services.core.writer.rows] == [exchange.headers["request-id"]]
+    assert app.middleware_stack is None, "Starlette's middleware and router were never built: the shortcut served it"
 
 
 async def test_other_methods_take_starlettes_way_and_answer_in_the_dialect() -> None:
@@ -58,3 +59,4 @@ async def test_other_methods_take_starlettes_way_and_answer_in_the_dialect() -> 
     exchange = await call_asgi(app, method="GET", path="/v1/messages", headers=HEADERS)
     assert exchange.status == 405
     assert orjson.loads(exchange.body)["type"] == "error"
+    assert app.middleware_stack is not None, "Starlette served it"

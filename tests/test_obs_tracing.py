@@ -9,13 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from ccgate.obs.record import RequestRecord
-from ccgate.obs.tracing import HeadSampling, Tracing, head_sampling, provider_from_env, sdk_sampler, tracing_requested
+from ccgate.obs.tracing import HeadSampling, Tracing, head_sampling, sdk_sampler, tracing_requested
 
 
 def a_record() -> RequestRecord:
@@ -26,7 +25,7 @@ def a_record() -> RequestRecord:
 
 def one_request(tracing: Tracing) -> dict[str, str]:
     """The spans a request makes, in the order the pipeline would make them; the upstream headers."""
-    span = tracing.start_request("messages", "claude-m1", stream=True, max_tokens=1024, request_id="req_9")
+    span = tracing.start_request("messages", "claude-m1", max_tokens=1024)
     asyncio.run(tracing.step(span, "admission", asyncio.sleep(0)))
     assert tracing.call(span, "routing", max, 1, 2) == 2
     upstream = tracing.start_upstream(span, "acct-a", "claude-m1")
@@ -45,9 +44,7 @@ def test_disabled_costs_nothing_and_sends_no_header() -> None:
 
 def test_spans_with_genai_attributes_and_traceparent_upstream() -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    headers = one_request(Tracing(provider))
+    headers = one_request(Tracing(exporter, processor=SimpleSpanProcessor))
     finished = exporter.get_finished_spans()
     root = next(span for span in finished if span.parent is None)
     children = [span for span in finished if span.parent is not None]
@@ -69,9 +66,7 @@ def test_spans_with_genai_attributes_and_traceparent_upstream() -> None:
 
 def test_a_request_the_sampler_leaves_out_makes_no_span_but_still_carries_its_context() -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
+    tracing = Tracing(exporter, sampler=ALWAYS_OFF, processor=SimpleSpanProcessor)
     span = tracing.start_request("messages", "m")
     work = asyncio.sleep(0)
     assert tracing.step(span, "admission", work) is work  # nothing added around an unsampled step
@@ -83,9 +78,7 @@ def test_a_request_the_sampler_leaves_out_makes_no_span_but_still_carries_its_co
 
 def test_a_client_traceparent_becomes_the_parent() -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
+    tracing = Tracing(exporter, processor=SimpleSpanProcessor)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     span = tracing.start_request("messages", "m", carrier={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     tracing.end_request(span, a_record())
@@ -94,9 +87,7 @@ def test_a_client_traceparent_becomes_the_parent() -> None:
 
 def sampled_tracing(head: HeadSampling) -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=sdk_sampler(head))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Tracing(provider, head), exporter
+    return Tracing(exporter, sampler=sdk_sampler(head), head=head, processor=SimpleSpanProcessor), exporter
 
 
 def client_context(sampled: bool) -> dict[str, str]:
@@ -105,11 +96,14 @@ def client_context(sampled: bool) -> dict[str, str]:
 
 def test_a_request_the_ratio_leaves_out_is_not_traced_and_asks_nothing_of_the_sdk() -> None:
     class Refusing:
-        def start_span(self, *args: object, **kwargs: object) -> None:
-            raise AssertionError("the SDK was asked for a span")
+        def should_sample(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the SDK's sampler was asked")
 
-    tracing, _ = sampled_tracing(HeadSampling(0.0, parent_based=True))
-    tracing._tracer = Refusing()
+        def export(self, *args: object) -> None:
+            raise AssertionError("a span was exported")
+
+    tracing = Tracing(Refusing(), sampler=Refusing(), head=HeadSampling(0.0, parent_based=True),
+                      processor=SimpleSpanProcessor)
     assert one_request(tracing) == {}  # no span, no traceparent upstream
 
 
@@ -125,9 +119,9 @@ def test_the_ratio_decides_the_share_of_requests_traced() -> None:
 def test_a_client_traceparent_decides_only_under_a_parent_based_sampler(parent_based: bool) -> None:
     tracing, exporter = sampled_tracing(HeadSampling(0.0, parent_based=parent_based))
     span = tracing.start_request("messages", "m", carrier=client_context(sampled=True))
-    assert (span is not None and span.is_recording()) is parent_based
+    assert (span is not None and span.sampled) is parent_based
     span = tracing.start_request("messages", "m", carrier=client_context(sampled=False))
-    assert span is None or not span.is_recording()
+    assert span is None or not span.sampled
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
@@ -189,10 +183,9 @@ def test_spans_arrive_at_an_otlp_http_receiver(otlp_receiver, monkeypatch: pytes
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
     monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
     assert tracing_requested()
-    provider = provider_from_env("ccgate-test")
-    tracing = Tracing(provider)
+    tracing = Tracing.from_env("ccgate-test")
     one_request(tracing)
-    assert provider.force_flush(10_000)
+    assert tracing.force_flush(10_000)
     tracing.shutdown()
     spans = [span for request in received for resource in request.resource_spans
              for scope in resource.scope_spans for span in scope.spans]

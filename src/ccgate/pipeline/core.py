@@ -48,8 +48,7 @@ class Pipeline:
         assert call.key is not None and call.model is not None
         if self.tracing.enabled:
             call.trail.span = self.tracing.start_request(
-                call.route, call.model.id, stream=call.stream, max_tokens=call.max_tokens,
-                request_id=call.request_id, carrier=traceparent_of(client_headers))
+                call.route, call.model.id, max_tokens=call.max_tokens, carrier=traceparent_of(client_headers))
         try:
             if not self.database_up():
                 raise GatewayError(503, "the gateway cannot record usage right now; retry shortly", retry_after=5)

@@ -197,3 +197,24 @@ def test_spans_arrive_at_an_otlp_http_receiver(otlp_receiver, monkeypatch: pytes
     assert attributes["gen_ai.usage.output_tokens"].int_value == 7
     service = {item.key: item.value.string_value for item in received[0].resource_spans[0].resource.attributes}
     assert service["service.name"] == "ccgate-test"
+
+
+def test_the_request_path_hands_over_one_record_and_the_spans_are_made_in_the_batch() -> None:
+    handed: list[object] = []
+
+    class Holding:
+        """A span processor that only keeps what it is given."""
+
+        def __init__(self, exporter: object) -> None:
+            self.exporter = exporter
+
+        def on_end(self, item: object) -> None:
+            handed.append(item)
+
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(exporter, processor=Holding)
+    one_request(tracing)
+    assert len(handed) == 1 and exporter.get_finished_spans() == ()  # no span made on the request path
+    tracing.processor.exporter.export(handed)  # the processor's batch
+    assert sorted(span.name for span in exporter.get_finished_spans()) == [
+        "ccgate.admission", "ccgate.routing", "ccgate.settlement", "chat claude-m1", "chat claude-m1"]

@@ -1,8 +1,8 @@
 """OTLP/HTTP span export, with the request body encoded straight to protobuf's wire format.
 
 The SDK's encoder builds a protobuf object for every span, attribute and value, and hashes each span's
-resource through `json.dumps`: about 45 µs a span, three times what recording the request cost.
-`encode_request` writes the same bytes directly, about 3 µs a span, for spans as ccgate makes them
+resource through `json.dumps`: about 40 µs a span.  `encode_request` writes the same bytes directly,
+about 12 µs a span, for spans as ccgate makes them
 (one resource and scope, attributes of strings, booleans, integers and floats, no events or links);
 for anything else it returns None and the SDK's own encoder is used.  A test checks the output against
 the SDK's, byte for byte, on generated spans.  Sending (endpoint, headers, compression, retries: the

@@ -7,10 +7,10 @@ and settlement; the upstream call carries `traceparent` upstream. Disabled, ever
 None or its work untouched at the cost of one test.
 
 A traced request is recorded as plain numbers while it runs (a `RequestTrace`: ids, a clock reading
-at each step's start and end) and becomes the SDK's spans only when it ends, handed to the span
-processor (batching, then any exporter) at once.  The SDK's own live spans cost about 60 µs each to
-start and end (contexts, bounded attributes, locks); a request's five spans recorded this way cost
-under a tenth of that.  The OTEL_TRACES_SAMPLER the SDK reads still decides, asked once per request.
+at each step's start and end) and goes to the span processor as one `FinishedRequest` when it ends;
+its spans are made in the processor's export thread, a batch at a time.  The SDK's own live spans
+cost about 60 µs each to start and end (contexts, bounded attributes, locks), on the request path.
+The OTEL_TRACES_SAMPLER the SDK reads still decides, asked once per request.
 
 With a ratio sampler (traceidratio or parentbased_traceidratio), ccgate makes the ratio's draw
 itself first: a request left out is not traced at all (no `traceparent` upstream) and costs one

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ccgate.obs.record import RequestRecord
@@ -111,6 +112,7 @@ class SpanMaker:
 
     def __init__(self, sampler: Any = None, resource: Any = None) -> None:
         from opentelemetry import trace
+        from opentelemetry.context import Context
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
@@ -123,6 +125,7 @@ class SpanMaker:
         self._trace = trace
         self._span = ReadableSpan
         self._propagator = TraceContextTextMapPropagator()
+        self._no_parent = Context()
         self._kinds = list(trace.SpanKind)
         self._sampled = trace.TraceFlags(trace.TraceFlags.SAMPLED)
         self.sampled = trace.SpanContext(1, 1, False, self._sampled)  # a FinishedRequest's `context`
@@ -131,9 +134,10 @@ class SpanMaker:
 
     def begin(self, operation: str, model: str, max_tokens: int, carrier: dict[str, str] | None) -> RequestTrace:
         """A request's trace: the client's own (from `carrier`'s traceparent) or a new one, sampled or not."""
-        context = self._propagator.extract(carrier) if carrier else None
-        parent = self._trace.get_current_span(context).get_span_context() if context is not None else None
-        if parent is not None and not parent.is_valid:
+        # No ambient context: the request's only possible parent is its client's.
+        context = self._propagator.extract(carrier, self._no_parent) if carrier else self._no_parent
+        parent: Any = self._trace.get_current_span(context).get_span_context()
+        if not parent.is_valid:
             parent = None
         trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
         decision = self.sampler.should_sample(context, trace_id, f"{operation} {model}",
@@ -173,7 +177,7 @@ class SpanMakingExporter:
         self.exporter = exporter
         self.maker = maker
 
-    def export(self, batch: list[FinishedRequest]) -> Any:
+    def export(self, batch: Sequence[FinishedRequest]) -> Any:
         return self.exporter.export([span for finished in batch for span in self.maker.make(finished)])
 
     def shutdown(self) -> None:

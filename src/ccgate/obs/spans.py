@@ -16,6 +16,16 @@ PROVIDER = "anthropic"
 INTERNAL, SERVER, CLIENT = 0, 1, 2  # SpanKind's values
 
 
+class UpstreamCall(NamedTuple):
+    """An upstream call under way: its trace, its own span id (sent upstream) and its start."""
+
+    trace: RequestTrace
+    span_id: int
+    start: int
+    account: str
+    model: str
+
+
 class Step(NamedTuple):
     """A finished child span, as recorded: its name and clock readings (ns since the epoch); for an
     upstream call, the call and how it ended (its attributes are made with its span)."""
@@ -56,16 +66,6 @@ class FinishedRequest(NamedTuple):
     end: int
     response_model: str | None
     context: Any  # a sampled SpanContext
-
-
-class UpstreamCall(NamedTuple):
-    """An upstream call under way: its trace, its own span id (sent upstream) and its start."""
-
-    trace: RequestTrace
-    span_id: int
-    start: int
-    account: str
-    model: str
 
 
 def request_attributes(trace: RequestTrace, record: RequestRecord, response_model: str | None) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class SpanMaker:
         self._no_parent = Context()
         self._kinds = list(trace.SpanKind)
         self._sampled = trace.TraceFlags(trace.TraceFlags.SAMPLED)
-        self.sampled = trace.SpanContext(1, 1, False, self._sampled)  # a FinishedRequest's `context`
+        self.sampled_context = trace.SpanContext(1, 1, False, self._sampled)  # a FinishedRequest's `context`
         self._error = trace.StatusCode.ERROR
         self._unset = trace.Status()
 

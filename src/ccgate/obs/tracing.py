@@ -193,7 +193,8 @@ class Tracing:
         """The request is over: its spans go to the processor (usage attributes per the GenAI conventions)."""
         if trace is None or not trace.sampled or self._spans is None:
             return
-        self.processor.on_end(FinishedRequest(trace, record, time.time_ns(), response_model, self._spans.sampled))
+        finished = FinishedRequest(trace, record, time.time_ns(), response_model, self._spans.sampled_context)
+        self.processor.on_end(finished)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.processor is None or bool(self.processor.force_flush(timeout_millis))

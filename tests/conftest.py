@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,34 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
     if (summary := fuzz_tally.summary(fuzz_tally.load_saved())) is not None:
         terminalreporter.write_line(summary)
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, list]]:
+    """A tiny OTLP/HTTP receiver: POST /v1/traces with a protobuf body."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf":
+                message = ExportTraceServiceRequest()
+                message.ParseFromString(body)
+                received.append(message)
+                self.send_response(200)
+            else:
+                self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()

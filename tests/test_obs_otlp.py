@@ -1,90 +1,96 @@
-"""The OTLP body ccgate writes is the SDK encoder's, byte for byte; what it cannot write goes the SDK's way."""
+"""The OTLP body ccgate writes is the SDK encoder's for the spans it would make, byte for byte; a request
+it cannot write goes the SDK's way."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-from ccgate.obs.otlp import OTLPHTTPSpanExporter, encode_request
-from test_obs_tracing import otlp_receiver  # noqa: F401  (a fixture)
+from ccgate.obs.otlp import OTLPRequestExporter, encode_requests, request_exporter
+from ccgate.obs.record import RequestRecord
+from ccgate.obs.spans import FinishedRequest, RequestTrace, SpanMaker, SpanMakingExporter, Step, UpstreamCall
+from ccgate.obs.tracing import Tracing
 
-RESOURCE = Resource.create({"service.name": "ccgate", "deployment.environment": "test", "replicas": 3})
-SCOPE = InstrumentationScope("ccgate", "2.0")
-
+MAKER = SpanMaker(resource=Resource.create({"service.name": "ccgate", "deployment.environment": "test",
+                                            "replicas": 3}))
 ids = st.integers(1, 2**64 - 1)
-texts = st.text(max_size=40)
-values = st.one_of(texts, st.booleans(), st.integers(-(2**63), 2**63 - 1),
-                   st.floats(allow_nan=False), st.none())
-statuses = st.one_of(st.just(Status()), st.just(Status(StatusCode.OK)),
-                     st.builds(lambda text: Status(StatusCode.ERROR, text), texts))
-states = st.one_of(st.none(), st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
-                                              st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), max_size=3))
+times = st.integers(1, 2**63)
+texts = st.text(max_size=30)
+counts = st.integers(0, 2**40)
+names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+states = st.dictionaries(names, st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), max_size=3)
 
 
 @st.composite
-def spans(draw: st.DrawFn, resource: Resource = RESOURCE, scope: InstrumentationScope = SCOPE) -> ReadableSpan:
+def finished_requests(draw: st.DrawFn) -> FinishedRequest:
     trace_id = draw(st.integers(1, 2**128 - 1))
-    state = draw(states)
-    trace_state = TraceState(list(state.items())) if state is not None else None
-    parent = draw(st.one_of(st.none(), st.builds(
-        lambda span_id, remote: SpanContext(trace_id, span_id, remote, TraceFlags(1)), ids, st.booleans())))
-    start = draw(st.integers(0, 2**63))
-    return ReadableSpan(
-        draw(texts), SpanContext(trace_id, draw(ids), False, TraceFlags(1), trace_state), parent, resource,
-        draw(st.dictionaries(st.from_regex(r"[a-z_.]{1,30}", fullmatch=True), values, max_size=20)),
-        kind=draw(st.sampled_from(SpanKind)), status=draw(statuses), start_time=start,
-        end_time=draw(st.integers(start, 2**64 - 1)), instrumentation_scope=scope)
+    parent = None
+    if draw(st.booleans()):
+        parent = SpanContext(trace_id, draw(ids), draw(st.booleans()), TraceFlags(1),
+                             TraceState(list(draw(states).items())))
+    trace = RequestTrace(trace_id, draw(ids), parent, True, draw(st.sampled_from(["chat", "count_tokens"])),
+                         draw(texts), draw(counts), draw(times))
+    for _ in range(draw(st.integers(0, 5))):
+        call = None
+        if draw(st.booleans()):
+            call = UpstreamCall(trace, draw(ids), draw(times), draw(texts), draw(texts))
+        trace.steps.append(Step(
+            draw(texts), draw(times), draw(times), call.span_id if call else draw(ids), call,
+            draw(st.none() | st.integers(100, 599)), draw(st.none() | texts), draw(st.none() | texts)))
+    record = RequestRecord(
+        draw(texts), "messages", "anthropic", draw(st.integers(100, 599)), model=draw(texts),
+        account=draw(st.none() | texts), stream=draw(st.booleans()), error_type=draw(st.none() | texts),
+        input_tokens=draw(counts), output_tokens=draw(counts), cache_read_tokens=draw(counts),
+        cache_write_5m_tokens=draw(counts), cache_write_1h_tokens=draw(counts), cost_micro=draw(counts),
+        cache=draw(st.sampled_from([None, "HIT", "MISS"])), total_seconds=draw(st.floats(0, 1e6)),
+        upstream_seconds=draw(st.floats(0, 1e6)))
+    return FinishedRequest(trace, record, draw(times), draw(st.none() | texts), MAKER.sampled_context)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(spans(), min_size=1, max_size=6))
-def test_the_body_is_the_sdk_encoders_byte_for_byte(batch: list[ReadableSpan]) -> None:
-    assert encode_request(batch) == encode_spans(batch).SerializeToString()
+def sdk_body(batch: list[FinishedRequest]) -> bytes:
+    return encode_spans([span for finished in batch for span in MAKER.make(finished)]).SerializeToString()
 
 
-def test_non_finite_floats_are_encoded_as_the_sdk_encodes_them() -> None:
-    batch = [ReadableSpan("x", SpanContext(1, 2, False), attributes={"a": math.nan, "b": -math.inf, "c": 0.0},
-                          resource=RESOURCE, instrumentation_scope=SCOPE)]
-    assert encode_request(batch) == encode_spans(batch).SerializeToString()
+@settings(max_examples=150, deadline=None)
+@given(st.lists(finished_requests(), min_size=1, max_size=4))
+def test_the_body_is_the_sdk_encoders_byte_for_byte(batch: list[FinishedRequest]) -> None:
+    assert encode_requests(batch, MAKER.resource, MAKER.scope) == sdk_body(batch)
 
 
-def a_span(**overrides: object) -> ReadableSpan:
-    fields: dict = {"name": "chat m", "context": SpanContext(1, 2, False), "resource": RESOURCE,
-                    "instrumentation_scope": SCOPE, "attributes": {"a": 1}}
-    return ReadableSpan(**(fields | overrides))
+def a_finished_request(cost_micro: int = 12) -> FinishedRequest:
+    tracing = Tracing(InMemorySpanExporter(), processor=SimpleSpanProcessor)
+    trace = tracing.start_request("messages", "claude-m1")
+    assert trace is not None
+    record = RequestRecord("req_1", "messages", "anthropic", 200, model="claude-m1", cost_micro=cost_micro)
+    return FinishedRequest(trace, record, trace.start + 1000, None, MAKER.sampled_context)
 
 
-@pytest.mark.parametrize("batch", [
-    [],
-    [a_span(attributes={"list": ("a", "b")})],  # arrays: not written here
-    [a_span(attributes={"big": 2**64})],  # outside int64
-    [a_span(events=(Event("e"),))],
-    [a_span(), a_span(resource=Resource.create({"service.name": "other"}))],  # two resources
-    [a_span(instrumentation_scope=None)],
-], ids=["empty", "array", "big-int", "events", "two-resources", "no-scope"])
-def test_what_it_does_not_write_is_left_to_the_sdk(batch: list[ReadableSpan]) -> None:
-    assert encode_request(batch) is None
+def test_a_request_holding_what_it_does_not_write_is_left_to_the_sdk() -> None:
+    assert encode_requests([a_finished_request(cost_micro=2**64)], MAKER.resource, MAKER.scope) is None
 
 
-def test_the_exporter_sends_both_bodies_to_an_otlp_receiver(otlp_receiver,  # noqa: F811
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_otlp_exporter_takes_the_written_bodies() -> None:
+    assert type(request_exporter(OTLPSpanExporter(), MAKER)) is OTLPRequestExporter
+    assert type(request_exporter(InMemorySpanExporter(), MAKER)) is SpanMakingExporter
+
+
+@pytest.mark.parametrize("cost_micro", [12, 2**64], ids=["written", "left-to-the-sdk"])
+def test_spans_reach_an_otlp_receiver_either_way(otlp_receiver, monkeypatch: pytest.MonkeyPatch,
+                                                  cost_micro: int) -> None:
     url, received = otlp_receiver
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-    exporter = OTLPHTTPSpanExporter()
-    written, left = [a_span(name="written")], [a_span(name="left", attributes={"list": ("a", "b")})]
-    assert exporter.export(written).name == "SUCCESS" and exporter.export(left).name == "SUCCESS"
+    exporter = OTLPRequestExporter(OTLPSpanExporter(), MAKER)
+    assert exporter.export([a_finished_request(cost_micro)]).name == "SUCCESS"
     exporter.shutdown()
-    names = [span.name for message in received for resource in message.resource_spans
+    spans = [span for message in received for resource in message.resource_spans
              for scope in resource.scope_spans for span in scope.spans]
-    assert names == ["written", "left"]
-    assert isinstance(received[0], ExportTraceServiceRequest)
-
+    assert [span.name for span in spans] == ["chat claude-m1"]
+    cost = [item.value.int_value for item in spans[0].attributes if item.key == "ccgate.cost_micro"]
+    assert cost == ([12] if cost_micro == 12 else [])  # the SDK's encoder drops what it cannot write

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -147,35 +143,6 @@ def test_the_ratio_samplers_are_read_as_the_sdk_reads_them(environ: dict[str, st
 ])
 def test_opt_in_through_the_standard_variables(environ: dict[str, str], expected: bool) -> None:
     assert tracing_requested(environ) is expected
-
-
-@pytest.fixture
-def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
-    """A tiny OTLP/HTTP receiver: POST /v1/traces with a protobuf body."""
-    received: list[ExportTraceServiceRequest] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf":
-                message = ExportTraceServiceRequest()
-                message.ParseFromString(body)
-                received.append(message)
-                self.send_response(200)
-            else:
-                self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_spans_arrive_at_an_otlp_http_receiver(otlp_receiver, monkeypatch: pytest.MonkeyPatch) -> None:

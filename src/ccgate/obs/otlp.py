@@ -1,12 +1,12 @@
-"""OTLP/HTTP span export, with the request body encoded straight to protobuf's wire format.
+"""OTLP/HTTP export of finished requests, their spans written straight to protobuf's wire format.
 
 The SDK's encoder builds a protobuf object for every span, attribute and value, and hashes each span's
-resource through `json.dumps`: about 40 µs a span.  `encode_request` writes the same bytes directly,
-about 12 µs a span, for spans as ccgate makes them
-(one resource and scope, attributes of strings, booleans, integers and floats, no events or links);
-for anything else it returns None and the SDK's own encoder is used.  A test checks the output against
-the SDK's, byte for byte, on generated spans.  Sending (endpoint, headers, compression, retries: the
-OTEL_EXPORTER_OTLP_* variables) stays the SDK exporter's.
+resource through `json.dumps`: about 40 µs a span, after the spans themselves were made as objects.
+`encode_requests` writes the same bytes from ccgate's own record of each request (`FinishedRequest`),
+with no span object made; a test checks them against the SDK's, byte for byte, on generated requests.
+Sending (endpoint, headers, compression, retries: the OTEL_EXPORTER_OTLP_* variables) stays the SDK
+exporter's.  Should a request hold what is not written here (an integer outside int64), or the SDK's
+sending client ever move, the batch's spans are made and the SDK exporter takes them as they are.
 """
 
 from __future__ import annotations
@@ -16,20 +16,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+
+from ccgate.obs.spans import (
+    FinishedRequest,
+    SpanMaker,
+    SpanMakingExporter,
+    request_attributes,
+    request_error,
+    upstream_attributes,
+)
 
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
-_KINDS = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
+_INTERNAL, _SERVER, _CLIENT = b"\x30\x01", b"\x30\x02", b"\x30\x03"  # Span.kind: SPAN_KIND_* in trace.proto
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # Span.flags (SpanFlags in trace.proto)
 _INT64 = range(-(1 << 63), 1 << 63)
 
 
 class Unencodable(Exception):
-    """A span outside what `encode_request` writes; the SDK's encoder takes the batch."""
+    """A value outside what is written here; the SDK's encoder takes the batch."""
 
 
 _ONE_BYTE = [bytes((number,)) for number in range(0x80)]
@@ -86,55 +93,57 @@ def _attributes(tag: bytes, attributes: Any) -> bytes:
     return b"".join(parts)
 
 
-def _span(span: ReadableSpan) -> bytes:
-    if span.events or span.links:
-        raise Unencodable("events or links")
-    context, parent = span.get_span_context(), span.parent
-    assert context is not None
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    if context.trace_state:
-        parts.append(_delimited(b"\x1a", ",".join(f"{key}={value}" for key, value in context.trace_state.items())
-                                .encode()))
-    if parent is not None:
-        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-    if span.name:
-        parts.append(_delimited(b"\x2a", span.name.encode()))
-    parts += (b"\x30", _varint(_KINDS[span.kind]))
-    if span.start_time:
-        parts += (b"\x39", _fixed64(span.start_time))
-    if span.end_time:
-        parts += (b"\x41", _fixed64(span.end_time))
-    parts.append(_attributes(b"\x4a", span.attributes))
-    if span.dropped_attributes:
-        parts += (b"\x50", _varint(span.dropped_attributes))
-    status = span.status
-    code, description = status.status_code.value, status.description
-    parts.append(_delimited(b"\x7a", (_delimited(b"\x12", description.encode()) if description else b"")
-                            + (b"\x18" + _varint(code) if code else b"")))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+def _span(trace_id: bytes, span_id: int, trace_state: bytes, parent_id: int | None, name: str, kind: bytes,
+          start: int, end: int, attributes: dict[str, Any] | None, error: str | None, flags: int) -> bytes:
+    """One Span message, as a ScopeSpans' field 2, its fields in number order."""
+    parts = [trace_id, b"\x12\x08", span_id.to_bytes(8, "big"), trace_state]
+    if parent_id is not None:
+        parts += (b"\x22\x08", parent_id.to_bytes(8, "big"))
+    if name:
+        parts.append(_delimited(b"\x2a", name.encode()))
+    parts += (kind, b"\x39", _fixed64(start), b"\x41", _fixed64(end), _attributes(b"\x4a", attributes))
+    if error is None:
+        parts.append(b"\x7a\x00")  # an unset status: present, empty
+    else:  # STATUS_CODE_ERROR, with its message if any
+        parts.append(_delimited(b"\x7a", (_delimited(b"\x12", error.encode()) if error else b"") + b"\x18\x02"))
     parts += (b"\x85\x01", _fixed32(flags))
     return _delimited(b"\x12", b"".join(parts))
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes | None:
-    """The ExportTraceServiceRequest of `spans`, as the SDK's encoder would write it; None for spans of
-    more than one resource or scope, or with anything else `_span` does not write."""
-    if not spans:
-        return None
-    resource, scope = spans[0].resource, spans[0].instrumentation_scope
-    if scope is None or any(span.resource is not resource or span.instrumentation_scope is not scope
-                            for span in spans):
-        return None
+def _request(finished: FinishedRequest) -> bytes:
+    """The spans of one finished request, as `SpanMaker.make` makes them: its own, then its steps'."""
+    trace, record = finished.trace, finished.record
+    trace_id = b"\x0a\x10" + trace.trace_id.to_bytes(16, "big")
+    parent, trace_state = trace.parent, b""
+    if parent is not None and parent.trace_state:
+        trace_state = _delimited(b"\x1a", ",".join(f"{key}={value}" for key, value in parent.trace_state.items())
+                                 .encode())
+    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+    spans = [_span(trace_id, trace.span_id, trace_state, parent.span_id if parent is not None else None,
+                   f"{trace.operation} {trace.model}".strip(), _SERVER, trace.start, finished.end,
+                   request_attributes(trace, record, finished.response_model), request_error(record), flags)]
+    for step in trace.steps:
+        call = step.call
+        attributes = None if call is None else upstream_attributes(call, step.status, step.cause, step.response_model)
+        spans.append(_span(trace_id, step.span_id, trace_state, trace.span_id, step.name,
+                           _INTERNAL if call is None else _CLIENT, step.start, step.end, attributes, step.cause,
+                           _HAS_IS_REMOTE))
+    return b"".join(spans)
+
+
+def encode_requests(batch: Sequence[FinishedRequest], resource: Any, scope: Any) -> bytes | None:
+    """The ExportTraceServiceRequest of the batch's spans, as the SDK's encoder would write those
+    `SpanMaker.make` makes, all of `resource` and `scope`; None should a value not be written here."""
     try:
-        body = b"".join(map(_span, spans))
+        spans = b"".join(map(_request, batch))
         scope_message = ((_delimited(b"\x0a", scope.name.encode()) if scope.name else b"")
                          + (_delimited(b"\x12", scope.version.encode()) if scope.version else b"")
                          + _attributes(b"\x1a", scope.attributes))
-        scope_spans = _delimited(b"\x0a", scope_message) + body
+        scope_spans = _delimited(b"\x0a", scope_message) + spans
         if scope.schema_url:
             scope_spans += _delimited(b"\x1a", scope.schema_url.encode())
-        resource_message = _attributes(b"\x0a", resource.attributes)
-        resource_spans = _delimited(b"\x0a", resource_message) + _delimited(b"\x12", scope_spans)
+        resource_spans = _delimited(b"\x0a", _attributes(b"\x0a", resource.attributes))
+        resource_spans += _delimited(b"\x12", scope_spans)
         if resource.schema_url:
             resource_spans += _delimited(b"\x1a", resource.schema_url.encode())
     except Unencodable:
@@ -142,12 +151,21 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes | None:
     return _delimited(b"\x0a", resource_spans)
 
 
-class OTLPHTTPSpanExporter(OTLPSpanExporter):
-    """The SDK's OTLP/HTTP exporter, sending bodies `encode_request` wrote; the SDK's own `export` for
-    anything it does not write, or should the SDK's sending client ever move."""
+class OTLPRequestExporter(SpanMakingExporter):
+    """Exports finished requests through the SDK's OTLP/HTTP exporter: the body written by
+    `encode_requests`, sent by the exporter's own client; otherwise, spans made and exported the SDK's way."""
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        client = getattr(self, "_client", None)
-        if client is None or getattr(self, "_shutdown", True) or (body := encode_request(spans)) is None:
-            return super().export(spans)
+    exporter: OTLPSpanExporter
+
+    def export(self, batch: Sequence[FinishedRequest]) -> Any:
+        client = getattr(self.exporter, "_client", None)
+        if client is None or (body := encode_requests(batch, self.maker.resource, self.maker.scope)) is None:
+            return super().export(batch)
         return SpanExportResult.SUCCESS if client.export(body).success else SpanExportResult.FAILURE
+
+
+def request_exporter(exporter: Any, maker: SpanMaker) -> SpanMakingExporter:
+    """What the span processor hands its batches of finished requests to, for `exporter`."""
+    if isinstance(exporter, OTLPSpanExporter):
+        return OTLPRequestExporter(exporter, maker)
+    return SpanMakingExporter(exporter, maker)

@@ -27,12 +27,13 @@ class UpstreamCall(NamedTuple):
 
 
 class Step(NamedTuple):
-    """A finished child span, as recorded: its name and clock readings (ns since the epoch); for an
-    upstream call, the call and how it ended (its attributes are made with its span)."""
+    """A finished child span, as recorded: its name, clock readings (ns since the epoch) and span id; for
+    an upstream call, the call and how it ended (its attributes are made with its span)."""
 
     name: str
     start: int
     end: int
+    span_id: int
     call: UpstreamCall | None = None
     status: int | None = None
     cause: str | None = None
@@ -44,13 +45,13 @@ class RequestTrace:
 
     __slots__ = ("trace_id", "span_id", "parent", "sampled", "start", "operation", "model", "max_tokens", "steps")
 
-    def __init__(self, trace_id: int, parent: Any, sampled: bool, operation: str, model: str,
-                 max_tokens: int) -> None:
+    def __init__(self, trace_id: int, span_id: int, parent: Any, sampled: bool, operation: str, model: str,
+                 max_tokens: int, start: int) -> None:
         self.trace_id = trace_id
-        self.span_id = random.getrandbits(64) or 1
+        self.span_id = span_id
         self.parent = parent  # the client's SpanContext, or None
         self.sampled = sampled  # False: not recorded, but its context still goes upstream
-        self.start = time.time_ns()
+        self.start = start  # ns since the epoch
         self.operation = operation
         self.model = model
         self.max_tokens = max_tokens
@@ -90,6 +91,13 @@ def request_attributes(trace: RequestTrace, record: RequestRecord, response_mode
     if record.status >= 400 or record.error_type:
         attributes["error.type"] = record.error_type or str(record.status)
     return attributes
+
+
+def request_error(record: RequestRecord) -> str | None:
+    """The request span's error status description, or None for a request that did not fail."""
+    if record.status >= 500 or record.error_type:
+        return record.error_type or ""
+    return None
 
 
 def upstream_attributes(call: UpstreamCall, status: int | None, cause: str | None,
@@ -142,7 +150,8 @@ class SpanMaker:
         trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
         decision = self.sampler.should_sample(context, trace_id, f"{operation} {model}",
                                               self._trace.SpanKind.SERVER).decision
-        return RequestTrace(trace_id, parent, decision.is_sampled(), operation, model, max_tokens)
+        return RequestTrace(trace_id, random.getrandbits(64) or 1, parent, decision.is_sampled(), operation, model,
+                            max_tokens, time.time_ns())
 
     def make(self, finished: FinishedRequest) -> list[Any]:
         """The finished request's spans: its own, then one per step, all ended."""
@@ -150,20 +159,18 @@ class SpanMaker:
         span_context = self._trace.SpanContext
         trace_id, trace_state = trace.trace_id, trace.parent.trace_state if trace.parent is not None else None
         root = span_context(trace_id, trace.span_id, False, self._sampled, trace_state)
-        status = self._unset
-        if record.status >= 500 or record.error_type:
-            status = self._trace.Status(self._error, record.error_type or "")
+        error = request_error(record)
+        status = self._unset if error is None else self._trace.Status(self._error, error)
         spans = [self._span(
             f"{trace.operation} {trace.model}".strip(), root, trace.parent, self.resource,
             request_attributes(trace, record, response_model), kind=self._kinds[SERVER], status=status,
             start_time=trace.start, end_time=end, instrumentation_scope=self.scope)]
         for step in trace.steps:
             call = step.call
-            span_id = call.span_id if call is not None else random.getrandbits(64) or 1
             attributes = None if call is None else upstream_attributes(call, step.status, step.cause,
                                                                        step.response_model)
             spans.append(self._span(
-                step.name, span_context(trace_id, span_id, False, self._sampled, trace_state), root, self.resource,
+                step.name, span_context(trace_id, step.span_id, False, self._sampled, trace_state), root, self.resource,
                 attributes, kind=self._kinds[INTERNAL if call is None else CLIENT],
                 status=self._unset if step.cause is None else self._trace.Status(self._error, step.cause),
                 start_time=step.start, end_time=step.end, instrumentation_scope=self.scope))

@@ -31,7 +31,6 @@ from ccgate.obs.spans import (
     FinishedRequest,
     RequestTrace,
     SpanMaker,
-    SpanMakingExporter,
     Step,
     UpstreamCall,
 )
@@ -89,9 +88,9 @@ def exporter_from_env() -> Any:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
-    from ccgate.obs.otlp import OTLPHTTPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPHTTPSpanExporter()
+    return OTLPSpanExporter()
 
 
 class Tracing:
@@ -109,8 +108,10 @@ class Tracing:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             self._spans = SpanMaker(sampler, resource)
+            from ccgate.obs.otlp import request_exporter
+
             make_processor: Callable[[Any], Any] = processor or BatchSpanProcessor
-            self.processor = make_processor(SpanMakingExporter(exporter, self._spans))
+            self.processor = make_processor(request_exporter(exporter, self._spans))
 
     @classmethod
     def from_env(cls, service_name: str = "ccgate") -> Tracing:
@@ -147,7 +148,7 @@ class Tracing:
         try:
             return await work
         finally:
-            trace.steps.append(Step(name, start, time.time_ns()))
+            trace.steps.append(Step(name, start, time.time_ns(), random.getrandbits(64) or 1))
 
     def call(self, trace: RequestTrace | None, name: str, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` timed as a child span of the request (routing); a plain call when the
@@ -158,7 +159,7 @@ class Tracing:
         try:
             return function(*args)
         finally:
-            trace.steps.append(Step(f"ccgate.{name}", start, time.time_ns()))
+            trace.steps.append(Step(f"ccgate.{name}", start, time.time_ns(), random.getrandbits(64) or 1))
 
     @staticmethod
     def start_upstream(trace: RequestTrace | None, account: str, model: str) -> UpstreamCall | None:
@@ -186,8 +187,8 @@ class Tracing:
                      response_model: str | None = None) -> None:
         if call is None or not call.trace.sampled:
             return
-        call.trace.steps.append(Step(f"chat {call.model}", call.start, time.time_ns(), call, status, cause,
-                                     response_model))
+        call.trace.steps.append(Step(f"chat {call.model}", call.start, time.time_ns(), call.span_id, call, status,
+                                     cause, response_model))
 
     def end_request(self, trace: RequestTrace | None, record: RequestRecord, response_model: str | None = None) -> None:
         """The request is over: its spans go to the processor (usage attributes per the GenAI conventions)."""

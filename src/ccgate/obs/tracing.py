@@ -8,8 +8,9 @@ None or its work untouched at the cost of one test.
 
 A traced request is recorded as plain numbers while it runs (a `RequestTrace`: ids, a clock reading
 at each step's start and end) and goes to the span processor as one `FinishedRequest` when it ends;
-its spans are made in the processor's export thread, a batch at a time.  The SDK's own live spans
-cost about 60 µs each to start and end (contexts, bounded attributes, locks), on the request path.
+the processor's export thread makes its spans, or over OTLP writes them straight to the wire
+(`ccgate.obs.otlp`).  The SDK's own live spans cost about 60 µs each to start and end (contexts,
+bounded attributes, locks), on the request path.
 The OTEL_TRACES_SAMPLER the SDK reads still decides, asked once per request.
 
 With a ratio sampler (traceidratio or parentbased_traceidratio), ccgate makes the ratio's draw

@@ -116,11 +116,10 @@ def _request(finished: FinishedRequest) -> bytes:
     trace_id = b"\x0a\x10" + trace.trace_id.to_bytes(16, "big")
     parent, trace_state = trace.parent, b""
     if parent is not None and parent.trace_state:
-        trace_state = _delimited(b"\x1a", ",".join(f"{key}={value}" for key, value in parent.trace_state.items())
-                                 .encode())
+        trace_state = _delimited(b"\x1a", parent.trace_state.to_header().encode())
     flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
     spans = [_span(trace_id, trace.span_id, trace_state, parent.span_id if parent is not None else None,
-                   f"{trace.operation} {trace.model}".strip(), _SERVER, trace.start, finished.end,
+                   trace.name, _SERVER, trace.start, finished.end,
                    request_attributes(trace, record, finished.response_model), request_error(record), flags)]
     for step in trace.steps:
         call = step.call

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 from ccgate.obs.record import RequestRecord
 
 PROVIDER = "anthropic"
-INTERNAL, SERVER, CLIENT = 0, 1, 2  # SpanKind's values
 
 
 class UpstreamCall(NamedTuple):
@@ -56,6 +55,15 @@ class RequestTrace:
         self.model = model
         self.max_tokens = max_tokens
         self.steps: list[Step] = []
+
+    @property
+    def name(self) -> str:
+        """The request span's name: "{operation} {model}" (GenAI semantic conventions)."""
+        return span_name(self.operation, self.model)
+
+
+def span_name(operation: str, model: str) -> str:
+    return f"{operation} {model}".strip()
 
 
 class FinishedRequest(NamedTuple):
@@ -134,7 +142,6 @@ class SpanMaker:
         self._span = ReadableSpan
         self._propagator = TraceContextTextMapPropagator()
         self._no_parent = Context()
-        self._kinds = list(trace.SpanKind)
         self._sampled = trace.TraceFlags(trace.TraceFlags.SAMPLED)
         self.sampled_context = trace.SpanContext(1, 1, False, self._sampled)  # a FinishedRequest's `context`
         self._error = trace.StatusCode.ERROR
@@ -148,7 +155,7 @@ class SpanMaker:
         if not parent.is_valid:
             parent = None
         trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
-        decision = self.sampler.should_sample(context, trace_id, f"{operation} {model}",
+        decision = self.sampler.should_sample(context, trace_id, span_name(operation, model),
                                               self._trace.SpanKind.SERVER).decision
         return RequestTrace(trace_id, random.getrandbits(64) or 1, parent, decision.is_sampled(), operation, model,
                             max_tokens, time.time_ns())
@@ -156,14 +163,14 @@ class SpanMaker:
     def make(self, finished: FinishedRequest) -> list[Any]:
         """The finished request's spans: its own, then one per step, all ended."""
         trace, record, end, response_model = finished.trace, finished.record, finished.end, finished.response_model
-        span_context = self._trace.SpanContext
+        span_context, kind = self._trace.SpanContext, self._trace.SpanKind
         trace_id, trace_state = trace.trace_id, trace.parent.trace_state if trace.parent is not None else None
         root = span_context(trace_id, trace.span_id, False, self._sampled, trace_state)
         error = request_error(record)
         status = self._unset if error is None else self._trace.Status(self._error, error)
         spans = [self._span(
-            f"{trace.operation} {trace.model}".strip(), root, trace.parent, self.resource,
-            request_attributes(trace, record, response_model), kind=self._kinds[SERVER], status=status,
+            trace.name, root, trace.parent, self.resource, request_attributes(trace, record, response_model),
+            kind=kind.SERVER, status=status,
             start_time=trace.start, end_time=end, instrumentation_scope=self.scope)]
         for step in trace.steps:
             call = step.call
@@ -171,7 +178,7 @@ class SpanMaker:
                                                                        step.response_model)
             spans.append(self._span(
                 step.name, span_context(trace_id, step.span_id, False, self._sampled, trace_state), root, self.resource,
-                attributes, kind=self._kinds[INTERNAL if call is None else CLIENT],
+                attributes, kind=kind.INTERNAL if call is None else kind.CLIENT,
                 status=self._unset if step.cause is None else self._trace.Status(self._error, step.cause),
                 start_time=step.start, end_time=step.end, instrumentation_scope=self.scope))
         return spans

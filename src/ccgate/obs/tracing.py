@@ -102,7 +102,6 @@ class Tracing:
     def __init__(self, exporter: Any = None, *, sampler: Any = None, resource: Any = None,
                  head: HeadSampling | None = None, processor: Callable[[Any], Any] | None = None) -> None:
         self.share, self.parent_based = head if head is not None else (1.0, True)
-        self.enabled = exporter is not None
         self._spans: SpanMaker | None = None
         self.processor: Any = None
         if exporter is not None:
@@ -113,6 +112,10 @@ class Tracing:
 
             make_processor: Callable[[Any], Any] = processor or BatchSpanProcessor
             self.processor = make_processor(request_exporter(exporter, self._spans))
+
+    @property
+    def enabled(self) -> bool:
+        return self.processor is not None
 
     @classmethod
     def from_env(cls, service_name: str = "ccgate") -> Tracing:
